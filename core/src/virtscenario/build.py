@@ -105,15 +105,6 @@ def build_domain(settings: Settings, ctx: BuildContext, identity: Identity, disk
     dom.on_poweroff, dom.on_reboot, dom.on_crash = s("vm.on_poweroff"), s("vm.on_reboot"), s("vm.on_crash")
     iommu = True if s("devices.iommu") else None
 
-    _memory(dom, settings)
-    _cpu(dom, settings, ctx.host, ctx)
-    _os(dom, settings, machine, launch_security, bool(cdrom))
-    _features(dom, settings)
-    _clock(dom, settings)
-    dom.pm = m.Pm(suspend_to_mem=s("pm.suspend_to_mem"), suspend_to_disk=s("pm.suspend_to_disk"))
-
-    dev = dom.devices
-    dev.emulator = s("vm.emulator")
     nthreads = s("cpu.iothreads")
     virtio_disks = sum(1 for plan in disks if plan.bus == "virtio")
     if nthreads > virtio_disks:
@@ -123,6 +114,15 @@ def build_domain(settings: Settings, ctx: BuildContext, identity: Identity, disk
             ctx.note(f"cpu.iothreads={nthreads} reduced to {virtio_disks}: one iothread per virtio disk")
         nthreads = virtio_disks
     dom.iothreads = nthreads
+    _memory(dom, settings)
+    _cpu(dom, settings, ctx.host, ctx)
+    _os(dom, settings, machine, launch_security, bool(cdrom))
+    _features(dom, settings)
+    _clock(dom, settings)
+    dom.pm = m.Pm(suspend_to_mem=s("pm.suspend_to_mem"), suspend_to_disk=s("pm.suspend_to_disk"))
+
+    dev = dom.devices
+    dev.emulator = s("vm.emulator")
     counters: dict[str, int] = {}
     virtio_index = 0
     for plan in disks:

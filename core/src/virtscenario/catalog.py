@@ -104,7 +104,8 @@ class Catalog:
         return results[0] if results else None
 
     def call(self, hook_name: str, **kwargs: Any) -> None:
-        self.pm.call_attributed(hook_name, **kwargs)
+        """Hooks that act rather than contribute (customize_model, postprocess_xml, register_commands)."""
+        self.pm.call_all(hook_name, **kwargs)
 
     # -- host ------------------------------------------------------------------------
     def host_checks(self) -> list[tuple[str, HostCheck]]:

@@ -82,7 +82,8 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
                 if self.get_plugin(ep.name) is not None:
                     self.unregister(name=ep.name)
                 status = "incompatible" if isinstance(exc, IncompatiblePlugin) else "error"
-                message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                # pluggy's messages span lines (hookimpl, argnames...): keep them on one.
+                message = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
                 self.infos[ep.name] = PluginInfo(ep.name, version, dist_name, (), builtin, status, message)
                 if strict:
                     raise PluginError(f"plugin {ep.name!r} failed to load: {message}") from exc
@@ -143,12 +144,16 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
     def call_attributed(self, hook_name: str, *, _first: bool = False, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook implementation by implementation, returning (plugin name, result).
 
-        Order is pluggy's call order (tryfirst, normal, trylast; ascending plugin
-        name inside a tier). Generators are consumed so results can be attributed.
+        Order: tryfirst, normal, trylast; ascending plugin name inside a tier
+        (the same order pluggy uses for entry-point plugins, which are registered
+        sorted). Generators are consumed so results can be attributed.
         """
         caller = getattr(self.hook, hook_name)
         out: list[tuple[str, Any]] = []
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in sorted(caller.get_hookimpls(), key=_call_order):
+            if impl.wrapper or impl.hookwrapper:
+                raise PluginError(f"plugin {impl.plugin_name!r}: {hook_name} collects contributions and "
+                                  "does not accept wrappers")
             args = {k: kwargs[k] for k in impl.argnames}
             try:
                 result = impl.function(**args)
@@ -165,6 +170,35 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
             if _first:
                 break
         return out
+
+
+    def call_all(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook through pluggy (wrappers honoured); a failure names the plugin."""
+        caller = getattr(self.hook, hook_name)
+        try:
+            return caller(**kwargs)
+        except VirtscenarioError:
+            raise
+        except Exception as exc:
+            culprit = _blame(exc, caller.get_hookimpls())
+            raise PluginError(f"plugin {culprit!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _blame(exc: BaseException, impls: list[Any]) -> str:
+    """The plugin whose hook function is deepest in the traceback."""
+    codes = {impl.function.__code__: impl.plugin_name for impl in impls if hasattr(impl.function, "__code__")}
+    culprit = "unknown"
+    tb = exc.__traceback__
+    while tb is not None:
+        culprit = codes.get(tb.tb_frame.f_code, culprit)
+        tb = tb.tb_next
+    return culprit
+
+
+def _call_order(impl: Any) -> tuple[int, str]:
+    """tryfirst, normal, trylast; then plugin name: independent of registration order."""
+    tier = 0 if impl.tryfirst else 2 if impl.trylast else 1
+    return tier, impl.plugin_name
 
 
 class IncompatiblePlugin(Exception):

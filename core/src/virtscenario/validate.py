@@ -50,10 +50,11 @@ def _path_of(el: etree._Element) -> str:
 
 
 def _locate(schema: etree.RelaxNG, root: etree._Element) -> Optional[str]:
-    """Find the smallest element (and attribute) whose removal makes the document valid."""
+    """Find the offending element: the deepest one whose removal makes the document valid,
+    then, inside it, an attribute whose removal does (a bad value, or one not allowed there)."""
     doc = copy.deepcopy(root)
     current = doc
-    found: Optional[str] = None
+    found: Optional[etree._Element] = None
     while True:
         culprit = None
         for idx, child in enumerate(list(current)):
@@ -67,17 +68,20 @@ def _locate(schema: etree.RelaxNG, root: etree._Element) -> Optional[str]:
                 break
         if culprit is None:
             break
-        found = _path_of(culprit)
-        for name, value in list(culprit.attrib.items()):
-            del culprit.attrib[name]
+        found = current = culprit
+    scope = found if found is not None else doc
+    for el in scope.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name, value in list(el.attrib.items()):
+            del el.attrib[name]
             ok = schema.validate(doc)
-            culprit.set(name, value)
+            el.set(name, value)
             if ok:
-                return f"{found}: attribute {name}={value!r} is not valid there"
-        current = culprit
+                return f"{_path_of(el)}: attribute {name}={value!r} is not valid there"
     if found is None:
         return None
-    return f"{found}: element is not valid there"
+    return f"{_path_of(found)}: element is not valid there"
 
 
 def validate_tree(root: etree._Element, schema_override: Optional[str] = None, what: str = "domain XML") -> bool:

@@ -1,0 +1,5 @@
+"""``python -m virtscenario`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,185 @@
+"""One test per hook, each running the example from docs/plugin-hooks.md, plus the meta-test."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from virtscenario import hookspecs
+from virtscenario.catalog import Catalog
+from virtscenario.errors import ConfigError, ValidationError
+from virtscenario.hostroot import HostRoot
+from virtscenario.pipeline import Request, generate
+from virtscenario.types import DomainCaps
+
+from ..conftest import make_pm
+from . import demo_plugin
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugin-hooks.md"
+HOOK_NAMES = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+                    if hasattr(f, "virtscenario_spec"))
+
+
+def doc_sections() -> dict[str, tuple[str, str]]:
+    """hook name -> (heading signature, first python block)."""
+    text = DOCS.read_text()
+    out = {}
+    for match in re.finditer(r"^## (\w+)\(([^)]*)\)\n(.*?)(?=^## |\Z)", text, re.S | re.M):
+        name, args, body = match.groups()
+        block = re.search(r"```python\n(.*?)```", body, re.S)
+        out[name] = (args, block.group(1) if block else "")
+    return out
+
+
+def example(name: str) -> types.ModuleType:
+    """The documented example for hook ``name``, loaded as a plugin module."""
+    code = doc_sections()[name][1]
+    module = types.ModuleType(f"doc_example_{name}")
+    exec(compile(code, f"{DOCS.name}:{name}", "exec"), module.__dict__)  # noqa: S102 - our own docs
+    return module
+
+
+def lab_vm(*plugins, tmp_path: Path, **kw) -> bytes:
+    cat = Catalog(make_pm(("lab", example("register_scenarios")), *plugins))
+    return generate(Request("lab", "labvm", store_root=tmp_path, libvirt_version=9000000, **kw), cat).xml
+
+
+def test_every_hook_is_documented_and_tested():
+    sections = doc_sections()
+    tests = {n for n in globals() if n.startswith("test_hook_")}
+    for name in HOOK_NAMES:
+        spec = getattr(hookspecs, name)
+        argnames = ", ".join(inspect.signature(spec).parameters)
+        assert name in sections, f"docs/plugin-hooks.md has no section '## {name}({argnames})'"
+        assert sections[name][0] == argnames, f"docs heading for {name} says ({sections[name][0]}), spec ({argnames})"
+        assert sections[name][1].strip(), f"docs section {name} has no python example"
+        assert f"test_hook_{name}" in tests, f"no test_hook_{name} in {__file__}"
+        assert spec.__doc__ and len(spec.__doc__.strip().splitlines()) >= 3, f"{name} needs a contract docstring"
+
+
+def test_firstresult_hooks_are_the_documented_ones():
+    first = {n for n in HOOK_NAMES if getattr(hookspecs, n).virtscenario_spec.get("firstresult")}
+    assert first == {"select_machine", "select_launch_security"}
+    text = DOCS.read_text()
+    for name in first:
+        assert re.search(rf"## {name}\(.*?\n\n\*\*firstresult\.\*\*", text, re.S), name
+
+
+def test_hook_register_scenarios(tmp_path):
+    cat = Catalog(make_pm(("lab", example("register_scenarios"))))
+    provided = cat.scenario("lab")
+    assert provided.plugin == "lab"
+    xml = lab_vm(tmp_path=tmp_path)
+    assert b'cache="unsafe"' in xml
+    assert [c.key for c in provided.scenario.host] == ["host.ksm"]
+
+
+def test_hook_register_settings(tmp_path):
+    cat = Catalog(make_pm(("lab", example("register_scenarios")), ("ttl", example("register_settings"))))
+    assert cat.registry.spec("lab.ttl_days").default == 7
+    from virtscenario.config import UserConfig
+    from virtscenario.pipeline import resolve_settings
+    _, settings = resolve_settings(cat, "lab", UserConfig(), [("lab.ttl_days", "30", "--set lab.ttl_days")])
+    assert settings["lab.ttl_days"].value == 30 and settings["lab.ttl_days"].source == "flag --set lab.ttl_days"
+    with pytest.raises(ConfigError, match="above the maximum 365"):
+        resolve_settings(cat, "lab", UserConfig(), [("lab.ttl_days", "999", "--set")])
+
+
+def test_hook_scenario_overrides(tmp_path):
+    xml = lab_vm(("site", example("scenario_overrides")), tmp_path=tmp_path)
+    assert b'<source bridge="br0"/>' in xml
+    cat = Catalog(make_pm(("lab", example("register_scenarios")), ("site", example("scenario_overrides"))))
+    from virtscenario.config import UserConfig
+    from virtscenario.pipeline import resolve_settings
+    _, settings = resolve_settings(cat, "lab", UserConfig(), [])
+    assert settings["network.default"].source == "plugin site"
+    user = UserConfig(path="f.yaml", settings={"network.default": "network=lab"})
+    _, settings = resolve_settings(cat, "lab", user, [])
+    assert settings["network.default"].value == "network=lab"  # the user's file beats plugins
+
+
+def test_hook_customize_model(tmp_path):
+    cat = Catalog(make_pm(("lab", example("register_scenarios")), ("wd", example("customize_model"))))
+    gen = generate(Request("lab", "labvm", store_root=tmp_path), cat)
+    assert b'<watchdog model="i6300esb" action="reset"/>' in gen.xml
+    assert any("watchdog" in n.message for n in gen.notes)
+
+
+def test_hook_postprocess_xml(tmp_path):
+    xml = lab_vm(("panic", example("postprocess_xml")), tmp_path=tmp_path)
+    root = etree.fromstring(xml)
+    assert root.find("devices/panic").get("model") == "isa"
+
+
+def test_hook_domain_rules(tmp_path):
+    rule = ("small", example("domain_rules"))
+    assert b"<vcpu" in lab_vm(rule, tmp_path=tmp_path)
+    with pytest.raises(ValidationError, match=r"9 vCPUs; lab VMs have at most 8 \[rule lab-small: lab hosts"):
+        lab_vm(rule, tmp_path=tmp_path, cli_settings=[("vm.vcpus", "9", "--vcpus")])
+
+
+def test_hook_select_machine(tmp_path):
+    assert b'machine="pc-q35-7.2"' in lab_vm(("pin", example("select_machine")), tmp_path=tmp_path)
+    assert b'machine="q35"' in lab_vm(tmp_path=tmp_path)  # core default offline
+    caps = DomainCaps(machine="pc-q35-8.2", machines=("pc-q35-7.1", "pc-q35-8.2", "q35"), firmware=("efi",),
+                      cpu_modes=("host-passthrough",))
+    assert b'machine="pc-q35-8.2"' in lab_vm(tmp_path=tmp_path, caps=caps)
+
+
+def test_hook_select_launch_security(tmp_path):
+    auto = [("launch_security.type", "auto", "--set")]
+    with pytest.raises(ConfigError, match="needs --connect"):
+        lab_vm(tmp_path=tmp_path, cli_settings=auto)
+    xml = lab_vm(("ls", example("select_launch_security")), tmp_path=tmp_path,
+                 cli_settings=auto + [("devices.iommu", "on", "--set"), ("memory.hard_limit_overhead", "256", "--set")])
+    root = etree.fromstring(xml)
+    assert root.find("launchSecurity").get("type") == "sev"
+    assert root.findtext("launchSecurity/policy") == "0x0007"
+
+
+def test_hook_host_checks(tmp_path):
+    cat = Catalog(make_pm(("tun", example("host_checks"))))
+    [(plugin, check)] = cat.host_checks()
+    assert plugin == "tun"
+    assert check.run(HostRoot(tmp_path)).status == "FAIL"
+    (tmp_path / "dev/net").mkdir(parents=True)
+    (tmp_path / "dev/net/tun").write_text("")
+    assert check.run(HostRoot(tmp_path)).status == "PASS"
+
+
+def test_hook_host_plan(tmp_path):
+    (tmp_path / "proc/sys/vm").mkdir(parents=True)
+    (tmp_path / "proc/sys/vm/swappiness").write_text("60\n")
+    cat = Catalog(make_pm(demo_plugin, ("swap", example("host_plan"))))
+    gen = generate(Request("demo", "d1", store_root=tmp_path / "store", libvirt_version=9000000), cat)
+    [change] = cat.host_plan(gen.host_requirements, HostRoot(tmp_path))
+    assert (change.knob, change.current, change.target, change.source) == ("vm.swappiness", "60", "20", "demo")
+    assert change.needed
+
+
+def test_hook_register_commands(use_pm, monkeypatch):
+    calls = []
+    plugin = example("register_commands")
+    original = plugin.register_commands
+
+    def spy(cli):
+        calls.append(cli)
+        original(cli)
+
+    plugin.register_commands = spy
+    spy.virtscenario_impl = original.virtscenario_impl  # keep the hookimpl marker
+    use_pm(make_pm(("lab", plugin)))
+    from virtscenario.cli import cli
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--version"]).exit_code == 0
+    assert calls == []  # --version never loads plugin commands
+    result = runner.invoke(cli, ["lab-clean"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "nothing to clean\n"
+    assert len(calls) == 1

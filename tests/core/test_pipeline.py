@@ -1,0 +1,237 @@
+"""Build, rules, rendering, RelaxNG validation and adaptation to domain capabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from virtscenario.api import DomainCaps, HostCpu, HostInfo, SevCaps, hookimpl
+from virtscenario.build import Identity
+from virtscenario.errors import ConfigError, PluginError, ValidationError, VirtscenarioError
+from virtscenario.names import check_vm_name
+from virtscenario.pipeline import Request, generate
+from virtscenario.specs import DiskSpec, NetSpec
+from virtscenario.validate import validate_tree
+
+from . import demo_plugin
+
+IDENTITY = Identity(uuid="0b5f6b1c-3a0e-4d43-9d7a-2d8e5c0f1a11", macs=["52:54:00:aa:bb:01"])
+CAPS = DomainCaps(virt_type="kvm", machine="pc-q35-7.2", machines=("pc-q35-6.2", "pc-q35-7.2", "q35", "pc"),
+                  max_vcpus=288, firmware=("efi",), cpu_modes=("host-passthrough", "host-model", "maximum"),
+                  tpm_models=("tpm-tis", "tpm-crb"), tpm_backends=("passthrough", "emulator"),
+                  memory_sources=("file", "anonymous", "memfd"), filesystem_drivers=("path", "virtiofs"),
+                  libvirt_version=9000000, kvm_available=True)
+
+
+def gen(catalog_of, tmp_path: Path, scenario: str = "demo", *plugins, **kw):
+    kw.setdefault("identity", Identity(IDENTITY.uuid, list(IDENTITY.macs)))
+    kw.setdefault("libvirt_version", 9000000)
+    cat = catalog_of(("demo", demo_plugin), *plugins)
+    return generate(Request(scenario, kw.pop("name", "vm1"), store_root=tmp_path, **kw), cat)
+
+
+def test_same_inputs_give_byte_identical_valid_xml(catalog_of, tmp_path):
+    first, second = gen(catalog_of, tmp_path), gen(catalog_of, tmp_path)
+    assert first.xml == second.xml and first.validated
+    root = etree.fromstring(first.xml)
+    assert root.findtext("uuid") == IDENTITY.uuid
+    assert root.find("devices/interface/mac").get("address") == "52:54:00:aa:bb:01"
+    meta = root.find("metadata/{urn:virtscenario:domain:1}scenario")
+    assert (meta.get("name"), meta.get("version")) == ("demo", "1.2")
+    assert first.xml.startswith(b'<domain type="kvm">\n  <name>vm1</name>\n')
+
+
+def test_iothreads_bound_to_disks_and_reduced(catalog_of, tmp_path):
+    g = gen(catalog_of, tmp_path, disks=[DiskSpec(size=2**30), DiskSpec(size=2**30)],
+            cli_settings=[("cpu.iothreads", "3", "--set")])
+    root = etree.fromstring(g.xml)
+    assert root.findtext("iothreads") == "2"
+    assert [d.get("iothread") for d in root.findall("devices/disk/driver")] == ["1", "2"]
+    assert [d.get("dev") for d in root.findall("devices/disk/target")] == ["vda", "vdb"]
+    assert any("reduced to 2" in n.message for n in g.notes)
+
+
+def test_virtiofs_readonly_adapted_to_libvirt_version(catalog_of, tmp_path):
+    old = gen(catalog_of, tmp_path)
+    assert etree.fromstring(old.xml).find("devices/filesystem/readonly") is None
+    assert any("refuses <readonly/> on virtiofs" in n.message for n in old.notes)
+    new = gen(catalog_of, tmp_path, libvirt_version=11_000_000, schema=None)
+    assert etree.fromstring(new.xml).find("devices/filesystem/readonly") is not None
+
+
+def test_rule_virtiofs_needs_shared_memory(catalog_of, tmp_path):
+    with pytest.raises(ValidationError, match=r"uses virtiofs but memory access is not shared \[rule "
+                                              r"virtiofs-needs-shared-memory: virtiofsd maps guest memory"):
+        gen(catalog_of, tmp_path, cli_settings=[("memory.access", "private", "--set")])
+
+
+def test_rule_sev_requirements(catalog_of, tmp_path):
+    with pytest.raises(ValidationError) as info:
+        gen(catalog_of, tmp_path, cli_settings=[("launch_security.type", "sev-es", "--set")])
+    text = " ".join(info.value.problems)
+    assert "lacks iommu='on'" in text and "memtune hard_limit" in text and "must not share host" in text
+
+
+def test_rule_migratable(catalog_of, tmp_path):
+    with pytest.raises(ValidationError, match="cache=writeback; libvirt refuses migration"):
+        gen(catalog_of, tmp_path, cli_settings=[("vm.migratable", "on", "--set"), ("filesystem.share", "off", "--set"),
+                                                ("cpu.mode", "host-model", "--set")])
+
+
+def test_launch_security_needs_new_enough_libvirt(catalog_of, tmp_path):
+    with pytest.raises(VirtscenarioError, match=r"launch security sev-snp needs libvirt >= 10.5.0; "
+                                                r"this libvirt is 9.0.0"):
+        gen(catalog_of, tmp_path, cli_settings=[("launch_security.type", "sev-snp", "--set")])
+
+
+def test_sev_es_offline_is_schema_valid(catalog_of, tmp_path):
+    g = gen(catalog_of, tmp_path, cli_settings=[
+        ("launch_security.type", "sev-es", "--set"), ("devices.iommu", "on", "--set"),
+        ("memory.hard_limit_overhead", "256MiB", "--set"), ("filesystem.share", "off", "--set")])
+    root = etree.fromstring(g.xml)
+    assert root.find("launchSecurity").get("type") == "sev" and root.findtext("launchSecurity/policy") == "0x0007"
+    assert root.findtext("memtune/hard_limit") == str((1024 + 256) * 1024)
+    assert {e.get("iommu") for e in root.iter("driver") if e.getparent().tag != "disk" or True} >= {"on"}
+    assert root.find("devices/controller[@type='virtio-serial']/driver").get("iommu") == "on"
+
+
+def test_caps_adaptation_and_refusals(catalog_of, tmp_path):
+    from dataclasses import replace
+    g = gen(catalog_of, tmp_path, caps=replace(CAPS, kvm_available=False))
+    root = etree.fromstring(g.xml)
+    assert root.get("type") == "qemu" and root.find("cpu").get("mode") == "maximum"
+    assert root.find("os/type").get("machine") == "pc-q35-7.2"
+    assert any("KVM is not available" in n.message for n in g.notes)
+    with pytest.raises(VirtscenarioError, match="no UEFI firmware"):
+        gen(catalog_of, tmp_path, caps=replace(CAPS, firmware=()))
+    with pytest.raises(VirtscenarioError, match="install swtpm"):
+        gen(catalog_of, tmp_path, caps=replace(CAPS, tpm_backends=("passthrough",)))
+    with pytest.raises(ConfigError, match="exceeds the 288 vCPUs"):
+        gen(catalog_of, tmp_path, caps=CAPS, cli_settings=[("vm.vcpus", "300", "--vcpus")])
+    with pytest.raises(ConfigError, match="machine 'pc-i440fx-2.0' is not offered"):
+        gen(catalog_of, tmp_path, caps=CAPS, cli_settings=[("vm.machine", "pc-i440fx-2.0", "--set")])
+
+
+def test_launch_security_auto_picks_strongest(catalog_of, tmp_path):
+    from dataclasses import replace
+    sev = replace(CAPS, sev=SevCaps(True, 47, 1, 15, 494))
+    settings = [("launch_security.type", "auto", "--set"), ("devices.iommu", "on", "--set"),
+                ("memory.hard_limit_overhead", "256", "--set"), ("filesystem.share", "off", "--set")]
+    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings).xml)
+    assert root.findtext("launchSecurity/policy") == "0x0007" and root.findtext("launchSecurity/cbitpos") == "47"
+    with pytest.raises(VirtscenarioError, match="supports no confidential computing"):
+        gen(catalog_of, tmp_path, caps=CAPS, cli_settings=settings)
+
+
+def test_pinning_uses_host_topology(catalog_of, tmp_path):
+    cpus = tuple(HostCpu(i, i % 4, 0) for i in range(8))  # 4 cores x 2 threads (siblings i, i+4)
+    host = HostInfo(cpu_vendor="AMD", cpus=cpus, memory_bytes=16 * 2**30)
+    g = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
+                                                           ("cpu.topology", "host", "--set")])
+    root = etree.fromstring(g.xml)
+    assert [(p.get("vcpu"), p.get("cpuset")) for p in root.findall("cputune/vcpupin")] == \
+        [("0", "1"), ("1", "5"), ("2", "2"), ("3", "6")]
+    assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
+    assert root.find("cputune/iothreadpin").get("cpuset") == "0,4"
+    assert root.find("cpu/topology").attrib == {"sockets": "1", "dies": "1", "cores": "2", "threads": "2"}
+    small = HostInfo(cpus=cpus[:2])
+    g = gen(catalog_of, tmp_path, host=small, cli_settings=[("cpu.pinning", "auto", "--set")])
+    assert etree.fromstring(g.xml).find("cputune") is None
+    assert any("vCPUs are not pinned" in n.message for n in g.notes)
+
+
+def test_disks_networks_cdrom(catalog_of, tmp_path):
+    iso = tmp_path / "install.iso"
+    iso.write_bytes(b"\0" * 2048)
+    image = tmp_path / "existing.raw"
+    image.write_bytes(b"\0" * 4096)
+    g = gen(catalog_of, tmp_path, disks=[DiskSpec(path=str(image), format="raw", cache="none"),
+                                         DiskSpec(size=2**30, bus="sata")],
+            networks=[NetSpec("bridge", "br0"), NetSpec("user"), NetSpec("network", "lab", model="e1000e",
+                                                                         mac="52:54:00:12:34:56")],
+            cdrom=str(iso))
+    root = etree.fromstring(g.xml)
+    targets = [(d.get("device"), d.find("target").get("dev"), d.find("target").get("bus"))
+               for d in root.findall("devices/disk")]
+    assert targets == [("disk", "vda", "virtio"), ("disk", "sda", "sata"), ("cdrom", "sdb", "sata")]
+    assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
+    nics = [(i.get("type"), i.find("mac").get("address")) for i in root.findall("devices/interface")]
+    assert nics[0] == ("bridge", "52:54:00:aa:bb:01") and nics[2] == ("network", "52:54:00:12:34:56")
+    assert g.identity.macs[1].startswith("52:54:00:")
+    assert g.disks[1].path == str(tmp_path / "vm1" / "vm1-1.qcow2") and g.disks[1].create
+
+
+def test_relaxng_errors_name_the_element(tmp_path):
+    root = etree.fromstring(b'<domain type="kvm"><name>x</name><memory>1024</memory><os><type>hvm</type></os>'
+                            b'<devices><disk type="file" device="disk"><target dev="vda" bus="nonsense"/></disk>'
+                            b'</devices></domain>')
+    with pytest.raises(ValidationError) as info:
+        validate_tree(root)
+    message = str(info.value)
+    assert "/domain/devices/disk/target: attribute bus='nonsense' is not valid there" in message
+    assert "\n" not in message
+    root = etree.fromstring(b'<domain type="kvm"><name>x</name><memory>1024</memory><os><type>hvm</type></os>'
+                            b'<devices/><bogus/></domain>')
+    with pytest.raises(ValidationError, match=r"/domain/bogus: element is not valid there \(libxml2: Element "
+                                              r"domain has extra content: bogus\)"):
+        validate_tree(root)
+
+
+def test_missing_schema_is_one_warning(catalog_of, tmp_path):
+    g = gen(catalog_of, tmp_path, schema=str(tmp_path / "nope.rng"))
+    assert not g.validated
+    assert [n.message for n in g.notes if "RelaxNG" in n.message]
+
+
+def test_postprocess_wrapper_and_failure_attribution(catalog_of, tmp_path):
+    class Wrap:
+        @hookimpl(wrapper=True)
+        def postprocess_xml(self, root, settings, context):
+            result = yield
+            root.set("id", "7")  # after every other post-processor
+            return result
+
+    class Broken:
+        @hookimpl
+        def customize_model(self, domain, settings, context):
+            raise KeyError("oops")
+
+    assert b'<domain type="kvm" id="7">' in gen(catalog_of, tmp_path, "demo", ("wrap", Wrap())).xml
+    with pytest.raises(PluginError, match=r"plugin 'broken' failed in customize_model: KeyError: 'oops'"):
+        gen(catalog_of, tmp_path, "demo", ("broken", Broken()))
+
+
+def test_ordering_tryfirst_trylast_then_name(catalog_of, tmp_path):
+    calls = []
+
+    def plugin(tag, **opts):
+        class P:
+            @hookimpl(**opts)
+            def customize_model(self, domain, settings, context):
+                calls.append(tag)
+        return P()
+
+    gen(catalog_of, tmp_path, "demo", ("b_normal", plugin("b")), ("z_first", plugin("z", tryfirst=True)),
+        ("a_last", plugin("a", trylast=True)), ("a_normal", plugin("a2")))
+    assert calls[0] == "z" and calls[-1] == "a"
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", ".", "x\ny", "-rf", " pad", "é" * 101, "tab\tname"])
+def test_bad_vm_names(name):
+    with pytest.raises(ConfigError):
+        check_vm_name(name)
+
+
+def test_good_vm_names():
+    for name in ("demo", "web-01", "db_2", "Ünïcode name", "a" * 200):
+        assert check_vm_name(name) == name
+
+
+def test_memory_bounds(catalog_of, tmp_path):
+    with pytest.raises(ConfigError, match="too small"):
+        gen(catalog_of, tmp_path, cli_settings=[("vm.memory", "32M", "--memory")])
+    with pytest.raises(ValidationError, match="not a multiple of the 2048 KiB hugepage size"):
+        gen(catalog_of, tmp_path, cli_settings=[("vm.memory", "1025M", "--memory"),
+                                                ("memory.hugepages", "on", "--set")])
