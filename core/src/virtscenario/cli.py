@@ -248,7 +248,8 @@ def validate_cmd(file: str, connect: Optional[str], schema: Optional[str]) -> No
 # -- settings ---------------------------------------------------------------------------
 @cli.command("settings")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
-def settings_cmd(as_json: bool) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
+def settings_cmd(as_json: bool, fmt: str) -> None:
     """List every setting key with its type, default and meaning."""
     from .catalog import Catalog
     from .settings import display_value
@@ -258,10 +259,14 @@ def settings_cmd(as_json: bool) -> None:
         click.echo(json.dumps([{"key": s.key, "type": s.kind, "choices": list(s.choices), "default": s.default,
                                 "help": s.help, "owner": cat.registry.owner(s.key)} for s in specs], indent=2))
         return
+    rows = [[s.key, "|".join(s.choices) if s.kind == "choice" else s.kind, display_value(s, s.default), s.help,
+             cat.registry.owner(s.key)] for s in specs]
+    if fmt == "markdown":
+        from .output import markdown_table
+        click.echo(markdown_table(["key", "type", "default", "meaning", "declared by"], rows))
+        return
     from .output import table
-    click.echo(table(["KEY", "TYPE", "DEFAULT", "MEANING"],
-                     [[s.key, s.kind if s.kind != "choice" else "|".join(s.choices), display_value(s, s.default),
-                       s.help] for s in specs]))
+    click.echo(table(["KEY", "TYPE", "DEFAULT", "MEANING"], [r[:4] for r in rows]))
 
 
 def _print_notes(notes: Any) -> None:
