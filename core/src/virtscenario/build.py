@@ -148,6 +148,9 @@ def build_domain(settings: Settings, ctx: BuildContext, identity: Identity, disk
         dev.controllers.append(m.Controller("scsi", model="virtio-scsi", index=0, iommu=iommu))
     if s("usb.controller") != "none":
         dev.controllers.append(m.Controller("usb", model=s("usb.controller"), index=0, ports=15))
+    else:
+        # Omitting the controller is not enough: libvirt then adds a default qemu-xhci on q35.
+        dev.controllers.append(m.Controller("usb", model="none", index=0))
     wants_serial_bus = s("channel.guest_agent") or (s("channel.vdagent") and s("graphics.type") == "spice")
     if iommu and wants_serial_bus:
         # libvirt adds the virtio-serial controller implicitly, but without iommu: declare it.
@@ -168,6 +171,11 @@ def build_domain(settings: Settings, ctx: BuildContext, identity: Identity, disk
         queues = plan.queues if plan.queues is not None else queues_setting
         if queues == 0:
             queues = min(dom.vcpus, 8)
+        if plan.kind == "user" and plan.model == "virtio" and queues and queues > 1:
+            # libvirt refuses to start it: "multiqueue is not supported for network interfaces of type user".
+            ctx.note(f"network.queues: user networking (slirp) has a single queue; the {queues} queues apply "
+                     "to network= and bridge= interfaces only")
+            queues = 1
         nic = m.Interface(type=plan.kind, source=plan.source, mac=plan.mac, model=plan.model,  # type: ignore[arg-type]
                           queues=queues if plan.model == "virtio" and queues and queues > 1 else None,
                           iommu=iommu if plan.model == "virtio" else None)
