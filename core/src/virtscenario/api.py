@@ -9,16 +9,30 @@ no libvirt).
 
 from __future__ import annotations
 
-from . import API_VERSION, __version__, hookimpl
-from . import model
+from . import API_VERSION, __version__, hookimpl, model
 from .build import housekeeping_split
 from .context import BuildContext
 from .errors import ConfigError, VirtscenarioError
 from .hostinfo import format_cpulist, parse_cpulist
 from .hostroot import HostRoot
 from .model import Domain
-from .types import (CheckResult, Choice, DomainCaps, DomainRule, HostChange, HostCheck, HostCpu, HostInfo,
-                    HostRequirement, Note, ResolvedSetting, Scenario, Settings, SettingSpec, SevCaps)
+from .types import (
+                    CheckResult,
+                    Choice,
+                    DomainCaps,
+                    DomainRule,
+                    HostChange,
+                    HostCheck,
+                    HostCpu,
+                    HostInfo,
+                    HostRequirement,
+                    Note,
+                    ResolvedSetting,
+                    Scenario,
+                    Settings,
+                    SettingSpec,
+                    SevCaps,
+)
 from .units import format_size, parse_size
 
 __all__ = [

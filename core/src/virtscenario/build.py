@@ -36,7 +36,7 @@ class Identity:
     secret_uuids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def new(cls) -> "Identity":
+    def new(cls) -> Identity:
         return cls(uuid=str(uuidlib.uuid4()))
 
     def mac(self, index: int) -> str:

@@ -91,6 +91,43 @@ def plugins_list(as_json: bool) -> None:
     _print_plugins(as_json)
 
 
+@plugins_group.command("install")
+@click.argument("names", nargs=-1)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade to the newest version.")
+@click.option("-e", "--editable", "editables", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="Install a local plugin project in development mode (repeatable).")
+def plugins_install(names: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]) -> None:
+    """Install plugin distributions with pip into the environment virtscenario runs in."""
+    from .sdk.pipcmd import install
+    install(names, upgrade=upgrade, editables=editables)
+    click.echo("Done: 'virtscenario plugins list' shows the plugins now available.")
+
+
+@plugins_group.command("uninstall")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def plugins_uninstall(names: tuple[str, ...], yes: bool) -> None:
+    """Uninstall plugin distributions with pip from the environment virtscenario runs in."""
+    from .sdk.pipcmd import uninstall
+    uninstall(names, yes=yes)
+
+
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Tools for plugin authors."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="Project directory to create (default: ./virtscenario-NAME).")
+def plugin_new(name: str, directory: Optional[str]) -> None:
+    """Scaffold a scenario plugin distribution named virtscenario-NAME."""
+    from .sdk.scaffold import scaffold
+    path = scaffold(name, directory)
+    click.echo(f"Created {path}: pip install -e '{path}[test]', then run pytest in it.")
+
+
 # -- scenarios --------------------------------------------------------------------------
 def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
     try:

@@ -119,7 +119,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     if o["define"] or o["start"]:
         if conn is None:
             conn, _c, _h, _v = _connect(DEFAULT_URI)
-        define_and_start(conn, gen, directory, o["start"])
+        given = _read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
+        define_and_start(conn, gen, directory, o["start"], given)
         click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {conn.getURI()}")
     _print_settings(gen, catalog)
     _print_plan(plan_changes)
@@ -133,7 +134,7 @@ def _note(message: str, level: str = "info") -> Any:
 def _write_vm(gen: Any, o: dict[str, Any], directory: Path, name: str) -> list[str]:
     """Images first (removed again if anything later fails), then domain.xml and vm.yaml atomically."""
     from . import __version__
-    from .storage import create_image, image_options, new_passphrase
+    from .storage import create_image, image_options
     from .store import atomic_write, dump_yaml
     created: list[str] = []
     made_dir = not directory.exists()
@@ -185,13 +186,17 @@ def _write_vm(gen: Any, o: dict[str, Any], directory: Path, name: str) -> list[s
     return created
 
 
+def _read_passphrase_file(path: str) -> bytes:
+    data = Path(path).read_bytes().rstrip(b"\n")
+    if not data:
+        raise ConfigError(f"--passphrase-file {path} is empty")
+    return data
+
+
 def _passphrase(passphrase_file: Optional[str], directory: Path) -> bytes:
     from .store import atomic_write
     if passphrase_file:
-        data = Path(passphrase_file).read_bytes().rstrip(b"\n")
-        if not data:
-            raise ConfigError(f"--passphrase-file {passphrase_file} is empty")
-        return data
+        return _read_passphrase_file(passphrase_file)
     from .storage import new_passphrase
     secret = new_passphrase()
     # Same protection as libvirt's own secret store (/etc/libvirt/secrets, 0600 root).
@@ -199,13 +204,17 @@ def _passphrase(passphrase_file: Optional[str], directory: Path) -> bytes:
     return secret
 
 
-def define_and_start(conn: Any, gen: Any, directory: Path, start: bool) -> Any:
+def define_and_start(conn: Any, gen: Any, directory: Path, start: bool, passphrase: Optional[bytes] = None) -> Any:
+    """Define (with schema validation) and optionally start; encrypted disks get their libvirt secret.
+
+    The secret value is ``passphrase`` (from --passphrase-file) or the VM's ``disk.secret``.
+    """
     from .caps import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     try:
         for disk in gen.disks:
             if disk.encrypted:
-                _define_secret(conn, gen.identity.secret_uuid(disk.path), disk.path, directory)
+                _define_secret(conn, gen.identity.secret_uuid(disk.path), disk.path, directory, passphrase)
         flags = getattr(libvirt, "VIR_DOMAIN_DEFINE_VALIDATE", 0)
         dom = conn.defineXMLFlags(gen.xml.decode(), flags)
         if start:
@@ -215,10 +224,10 @@ def define_and_start(conn: Any, gen: Any, directory: Path, start: bool) -> Any:
         raise LibvirtError(f"libvirt refused {gen.domain.name}: {libvirt_error_text(exc)}") from None
 
 
-def _define_secret(conn: Any, uuid: str, volume: str, directory: Path) -> None:
+def _define_secret(conn: Any, uuid: str, volume: str, directory: Path, passphrase: Optional[bytes]) -> None:
     from lxml import etree
     secret_file = directory / "disk.secret"
-    if not secret_file.exists():
+    if passphrase is None and not secret_file.exists():
         raise VirtscenarioError(f"no passphrase recorded for {volume}: define the libvirt secret {uuid} yourself "
                                 "(virsh secret-define; virsh secret-set-value --file)")
     el = etree.Element("secret", ephemeral="no", private="yes")
@@ -234,9 +243,9 @@ def _define_secret(conn: Any, uuid: str, volume: str, directory: Path) -> None:
             raise
         # e.g. the test driver: the domain can still be defined, it only cannot open the image.
         click.echo(f"Warning: {conn.getURI()} has no secret driver: libvirt secret {uuid} for {volume} not "
-                   f"defined (passphrase in {secret_file})", err=True)
+                   "defined", err=True)
         return
-    secret.setValue(secret_file.read_bytes(), 0)
+    secret.setValue(passphrase if passphrase is not None else secret_file.read_bytes(), 0)
 
 
 def _host_plan(catalog: Any, gen: Any, host_root: Any) -> list[Any]:
@@ -265,6 +274,7 @@ def _print_plan(changes: list[Any]) -> None:
 
 def run_validate(file: str, connect: Optional[str], schema: Optional[str]) -> None:
     from lxml import etree
+
     from .validate import schema_path, validate_tree
     path = Path(file)
     if not path.is_file():

@@ -23,14 +23,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import BuildContext
     from .hostroot import HostRoot
     from .model import Domain
-    from .types import (Choice, DomainCaps, DomainRule, HostChange, HostCheck, HostRequirement,
-                        Scenario, Settings, SettingSpec)
+    from .types import (
+        Choice,
+        DomainCaps,
+        DomainRule,
+        HostChange,
+        HostCheck,
+        HostRequirement,
+        Scenario,
+        Settings,
+        SettingSpec,
+    )
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_scenarios() -> Iterable["Scenario"]:
+def register_scenarios() -> Iterable[Scenario]:
     """Contribute scenarios.
 
     Called once per process, the first time scenarios are listed or resolved.
@@ -51,7 +60,7 @@ def register_scenarios() -> Iterable["Scenario"]:
 
 
 @hookspec
-def register_settings() -> Iterable["SettingSpec"]:
+def register_settings() -> Iterable[SettingSpec]:
     """Declare new setting keys (beyond the core's) that scenarios and users may set.
 
     Called once per process, before any scenario is resolved.
@@ -68,7 +77,7 @@ def register_settings() -> Iterable["SettingSpec"]:
 
 
 @hookspec
-def scenario_overrides(scenario: "Scenario") -> Iterable["Choice"]:
+def scenario_overrides(scenario: Scenario) -> Iterable[Choice]:
     """Adjust another plugin's scenario: return choices that replace its settings.
 
     Called each time ``scenario`` is resolved, after its own choices and before
@@ -90,7 +99,7 @@ def scenario_overrides(scenario: "Scenario") -> Iterable["Choice"]:
 
 
 @hookspec
-def customize_model(domain: "Domain", settings: "Settings", context: "BuildContext") -> None:
+def customize_model(domain: Domain, settings: Settings, context: BuildContext) -> None:
     """Adjust the VM model after the core built it from the resolved settings.
 
     Called once per generated VM, before semantic rules and rendering. Mutate
@@ -111,7 +120,7 @@ def customize_model(domain: "Domain", settings: "Settings", context: "BuildConte
 
 
 @hookspec
-def postprocess_xml(root: "etree._Element", settings: "Settings", context: "BuildContext") -> None:
+def postprocess_xml(root: etree._Element, settings: Settings, context: BuildContext) -> None:
     """Edit the rendered lxml tree in place (escape hatch for XML the model lacks).
 
     Called once per generated VM after rendering and before schema validation,
@@ -129,7 +138,7 @@ def postprocess_xml(root: "etree._Element", settings: "Settings", context: "Buil
 
 
 @hookspec
-def domain_rules() -> Iterable["DomainRule"]:
+def domain_rules() -> Iterable[DomainRule]:
     """Contribute semantic rules checked on every generated VM model.
 
     Called once per process. Each rule's ``check(domain, settings)`` yields
@@ -148,7 +157,7 @@ def domain_rules() -> Iterable["DomainRule"]:
 
 
 @hookspec(firstresult=True)
-def select_machine(caps: Optional["DomainCaps"], settings: "Settings") -> Optional[str]:
+def select_machine(caps: Optional[DomainCaps], settings: Settings) -> Optional[str]:
     """Choose the machine type written to ``<os><type machine=...>``.
 
     Called once per generated VM. Stops at first non-None result. The core's
@@ -167,7 +176,7 @@ def select_machine(caps: Optional["DomainCaps"], settings: "Settings") -> Option
 
 
 @hookspec(firstresult=True)
-def select_launch_security(caps: Optional["DomainCaps"], settings: "Settings") -> Optional[str]:
+def select_launch_security(caps: Optional[DomainCaps], settings: Settings) -> Optional[str]:
     """Choose the launch-security type: ``none``, ``sev``, ``sev-es``, ``sev-snp`` or ``tdx``.
 
     Called once per generated VM. Stops at first non-None result. The core's
@@ -184,7 +193,7 @@ def select_launch_security(caps: Optional["DomainCaps"], settings: "Settings") -
 
 
 @hookspec
-def host_checks() -> Iterable["HostCheck"]:
+def host_checks() -> Iterable[HostCheck]:
     """Contribute host checks for ``virtscenario host check``.
 
     Called once per ``host check`` run. Each :class:`HostCheck`'s ``run(host)``
@@ -201,7 +210,7 @@ def host_checks() -> Iterable["HostCheck"]:
 
 
 @hookspec
-def host_plan(requirements: Sequence["HostRequirement"], host: "HostRoot") -> Iterable["HostChange"]:
+def host_plan(requirements: Sequence[HostRequirement], host: HostRoot) -> Iterable[HostChange]:
     """Turn scenario host requirements into planned host changes.
 
     Called by ``virtscenario create`` (plan shown, not applied) and by the
@@ -225,7 +234,7 @@ def host_plan(requirements: Sequence["HostRequirement"], host: "HostRoot") -> It
 
 
 @hookspec
-def register_commands(cli: "click.Group") -> None:
+def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``virtscenario`` CLI.
 
     Called only when a command that is not built in is looked up or when help

@@ -83,7 +83,8 @@ def read_host(host: HostRoot) -> HostInfo:
         if m:
             sizes.append(int(m.group(1)))
     vendor_name = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
-    return HostInfo(arch="x86_64", cpu_vendor=vendor_name, cpu_model=model, cpus=tuple(sorted(cpus, key=lambda c: c.id)),
+    return HostInfo(arch="x86_64", cpu_vendor=vendor_name, cpu_model=model,
+                    cpus=tuple(sorted(cpus, key=lambda c: c.id)),
                     memory_bytes=memory, flags=flags, hugepage_sizes_kib=tuple(sorted(sizes)),
                     source=f"host files under {host.root}" if host.is_fake else "this host")
 

@@ -21,7 +21,7 @@ class HostRoot:
         self.root = Path(root).resolve() if root else None
 
     @classmethod
-    def from_env(cls, root: Optional[str] = None) -> "HostRoot":
+    def from_env(cls, root: Optional[str] = None) -> HostRoot:
         return cls(root or os.environ.get("VIRTSCENARIO_HOST_ROOT") or None)
 
     @property

@@ -296,7 +296,7 @@ class Rng:
 
 @dataclass
 class Watchdog:
-    model: str  # i6300esb|itco|ib700
+    model: str  # i6300esb|ib700 (libvirt 9.0 has no itco)
     action: str = "reset"
 
 

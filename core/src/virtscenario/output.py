@@ -43,7 +43,7 @@ def settings_rows(settings: Settings, registry: SettingRegistry, only_decided: b
     rows = []
     for key in sorted(settings):
         item = settings[key]
-        if only_decided and item.source == "core default" and item.value is None:
+        if only_decided and item.source.endswith(("core default",)) and item.value is None:
             continue
         spec = registry.spec(key) if key in registry else None
         rows.append([key, display_value(spec, item.value), item.source, item.rationale, item.reference])

@@ -227,8 +227,9 @@ def _check_rules(catalog: Catalog, domain: Domain, settings: Settings, notes: li
     for plugin, rule in catalog.rules:
         try:
             problems = list(rule.check(domain, settings))
-        except Exception as exc:  # a broken rule must not hide the others
-            raise VirtscenarioError(f"rule {rule.name!r} of plugin {plugin!r} failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a plugin bug becomes one line naming the rule
+            raise VirtscenarioError(f"rule {rule.name!r} of plugin {plugin!r} failed: "
+                                    f"{type(exc).__name__}: {exc}") from exc
         for problem in problems:
             text = f"{problem} [rule {rule.name}: {rule.explanation}; see {rule.reference}]"
             if rule.severity == "error":

@@ -167,7 +167,7 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
     _s("usb.controller", "choice", "qemu-xhci", "USB controller", "qemu-xhci", "none",
        reference=FORMATDOMAIN + "#usb-controller"),
     # -- other devices
-    _s("watchdog.model", "choice", "none", "Watchdog device", "i6300esb", "itco", "none",
+    _s("watchdog.model", "choice", "none", "Watchdog device", "i6300esb", "none",
        reference=FORMATDOMAIN + "#watchdog-device"),
     _s("watchdog.action", "choice", "reset", "Watchdog action", "reset", "shutdown", "poweroff", "pause",
        "none", "dump", "inject-nmi", reference=FORMATDOMAIN + "#watchdog-device"),
@@ -355,7 +355,9 @@ def resolve(
     """
     items: dict[str, ResolvedSetting] = {}
     for spec in registry:
-        items[spec.key] = ResolvedSetting(spec.key, spec.default, "core default", spec.rationale, spec.reference)
+        owner = registry.owner(spec.key)
+        source = "core default" if owner == "core" else f"default of {owner}"
+        items[spec.key] = ResolvedSetting(spec.key, spec.default, source, spec.rationale, spec.reference)
     for choice in scenario.choices:
         value = registry.coerce(choice.key, choice.value, where=f" (scenario {scenario.name})")
         items[choice.key] = ResolvedSetting(choice.key, value, scenario_source, choice.rationale, choice.reference)
@@ -377,7 +379,6 @@ def resolve(
 
 
 def _show(value: Any) -> str:
-    from .units import format_size
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None:

@@ -141,7 +141,7 @@ class Settings(Mapping[str, ResolvedSetting]):
         item = self._items.get(key)
         return default if item is None else item.value
 
-    def replace(self, key: str, value: Any, source: str, rationale: str, reference: str) -> "Settings":
+    def replace(self, key: str, value: Any, source: str, rationale: str, reference: str) -> Settings:
         items = dict(self._items)
         items[key] = ResolvedSetting(key, value, source, rationale, reference)
         return Settings(items)
@@ -168,7 +168,7 @@ class DomainRule:
     name: str
     explanation: str
     reference: str
-    check: Callable[["Domain", Settings], Iterable[str]]
+    check: Callable[[Domain, Settings], Iterable[str]]
     severity: Literal["error", "warning"] = "error"
 
 

@@ -93,7 +93,9 @@ def validate_tree(root: etree._Element, schema_override: Optional[str] = None, w
         return True
     errors = [e.message for e in schema.error_log]  # type: ignore[attr-defined]
     detail = _locate(schema, root)
-    specific = next((e for e in reversed(errors) if "failed to validate content" not in e), errors[-1] if errors else "")
+    # libxml2's last specific message (not its generic "failed to validate content").
+    fallback = errors[-1] if errors else ""
+    specific = next((e for e in reversed(errors) if "failed to validate content" not in e), fallback)
     head = detail or "the document"
     message = f"{what} does not match libvirt's schema ({schema_path(schema_override)}): {head}"
     if specific:

@@ -90,6 +90,12 @@ def _tpm_passthrough(dom: Domain, _s: Settings) -> Iterable[str]:
             yield "TPM passthrough gives one guest the host's TPM: the host loses it and the VM cannot migrate"
 
 
+def _dedicated_hint(dom: Domain, _s: Settings) -> Iterator[str]:
+    if dom.features.kvm_hint_dedicated and len(dom.cputune.vcpupin) < dom.vcpus:
+        yield "kvm hint-dedicated is on but the vCPUs are not all pinned: the guest would skip " \
+              "spinning for CPUs that the host actually shares"
+
+
 RULES = (
     DomainRule("virtiofs-needs-shared-memory",
                "virtiofsd maps guest memory, so virtiofs needs <memoryBacking><access mode='shared'/> "
@@ -108,6 +114,9 @@ RULES = (
                FORMATDOMAIN + "#cpu-model-and-topology", _migratable),
     DomainRule("spice-gl-local", "QEMU: SPICE GL support is local-only and incompatible with a TCP port",
                FORMATDOMAIN + "#graphical-framebuffers", _spice_gl),
+    DomainRule("dedicated-hint-needs-pinning", "hint-dedicated tells the guest each vCPU has a host CPU of its "
+               "own, which is only true with 1:1 pinning", FORMATDOMAIN + "#hypervisor-features", _dedicated_hint,
+               severity="warning"),
     DomainRule("tpm-passthrough", "an emulated TPM (swtpm) is per-VM and migratable; passthrough is neither",
                FORMATDOMAIN + "#tpm-device", _tpm_passthrough, severity="warning"),
 )

@@ -1,0 +1,89 @@
+"""``virtscenario plugin new NAME``: generate a plugin distribution that installs and passes its tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from string import Template
+from typing import Optional
+
+from .. import API_VERSION, __version__
+from ..errors import ConfigError
+
+#: NAME becomes the scenario name, the entry-point name and the module ``virtscenario_NAME``,
+#: so it must be a lower-case Python identifier (and fit the scenario-name limit of 40).
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+#: template file -> path in the generated project (``$module`` is substituted).
+FILES = {
+    "pyproject.toml.tmpl": "pyproject.toml",
+    "README.md.tmpl": "README.md",
+    "gitignore.tmpl": ".gitignore",
+    "module.py.tmpl": "src/$module/__init__.py",
+    "test_plugin.py.tmpl": "tests/test_$name.py",
+    "ci.yml.tmpl": ".github/workflows/test.yml",
+}
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ConfigError(f"plugin name {name!r} must be lower-case letters, digits and underscores, starting "
+                          "with a letter, at most 40 characters (it names the scenario and the module "
+                          "virtscenario_NAME)")
+    return name
+
+
+def _core_range() -> str:
+    """The dependency a plugin declares: this core's minor version up to the next major."""
+    major, minor = (int(p) for p in __version__.split(".")[:2])
+    return f"virtscenario>={major}.{minor},<{major + 1}"
+
+
+def render_files(name: str) -> dict[str, str]:
+    """Relative path -> content of every file of the generated project."""
+    from importlib.resources import files
+    check_name(name)
+    values = {
+        "name": name,
+        "module": f"virtscenario_{name}",
+        "dist": f"virtscenario-{name}",
+        "requirement": _core_range(),
+        "api": f"({API_VERSION[0]}, {API_VERSION[1]})",
+    }
+    templates = files("virtscenario.sdk") / "templates"
+    out: dict[str, str] = {}
+    for template, target in FILES.items():
+        text = (templates / template).read_text(encoding="utf-8")
+        out[Template(target).substitute(values)] = Template(text).substitute(values)
+    return out
+
+
+def scaffold(name: str, directory: Optional[str] = None) -> Path:
+    """Write the project into ``directory`` (default ``./virtscenario-NAME``); never overwrite.
+
+    The files are written to a temporary sibling directory that is renamed into
+    place at the end, so a failure leaves nothing half-written.
+    """
+    contents = render_files(name)
+    target = Path(directory or f"virtscenario-{name}").expanduser().absolute()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} already exists and is not empty; choose another --dir")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{target.parent}: no such directory")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for rel, text in contents.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700; a project directory is a normal one
+        if target.exists():
+            target.rmdir()  # empty (checked above): replaced by the staged tree
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
