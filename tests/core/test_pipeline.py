@@ -235,3 +235,37 @@ def test_memory_bounds(catalog_of, tmp_path):
     with pytest.raises(ValidationError, match="not a multiple of the 2048 KiB hugepage size"):
         gen(catalog_of, tmp_path, cli_settings=[("vm.memory", "1025M", "--memory"),
                                                 ("memory.hugepages", "on", "--set")])
+
+
+def test_define_sets_secret_from_given_passphrase(catalog_of, tmp_path):
+    from virtscenario.create import define_and_start
+
+    class FakeSecret:
+        def __init__(self):
+            self.value = None
+
+        def setValue(self, value, flags):  # noqa: N802 - libvirt's API name
+            self.value = value
+
+    class FakeConn:
+        def __init__(self):
+            self.secret, self.secret_xml, self.domain_xml = FakeSecret(), None, None
+
+        def secretDefineXML(self, xml, flags):  # noqa: N802
+            self.secret_xml = xml
+            return self.secret
+
+        def defineXMLFlags(self, xml, flags):  # noqa: N802
+            self.domain_xml = xml
+            return object()
+
+    g = gen(catalog_of, tmp_path, cli_settings=[("disk.encryption", "on", "--set")])
+    conn = FakeConn()
+    define_and_start(conn, g, tmp_path / "vm1", start=False, passphrase=b"from-file")
+    assert conn.secret.value == b"from-file"
+    secret = etree.fromstring(conn.secret_xml.encode())
+    assert secret.get("private") == "yes" and secret.findtext("usage/volume") == g.disks[0].path
+    uuid = secret.findtext("uuid")
+    assert etree.fromstring(conn.domain_xml.encode()).find(".//encryption/secret").get("uuid") == uuid
+    with pytest.raises(VirtscenarioError, match="no passphrase recorded"):
+        define_and_start(FakeConn(), g, tmp_path / "elsewhere", start=False)
