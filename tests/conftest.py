@@ -52,7 +52,6 @@ def use_pm(monkeypatch: pytest.MonkeyPatch) -> Callable[[VirtscenarioPluginManag
 
     def apply(pm: VirtscenarioPluginManager) -> None:
         monkeypatch.setattr(virtscenario.plugins, "get_plugin_manager", lambda: pm)
-        monkeypatch.setattr(virtscenario.catalog, "get_plugin_manager", lambda: pm)
         # Commands added by register_commands must not leak into other tests.
         monkeypatch.setattr(virtscenario.cli.cli, "commands", dict(virtscenario.cli.cli.commands))
         monkeypatch.setattr(virtscenario.cli.cli, "_plugins_loaded", False, raising=False)

@@ -190,3 +190,22 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         atomic_write(target, b"new content")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["domain.xml"]  # no temp file left behind
+
+
+def test_exit_codes_from_commands_are_kept(use_pm, capsys):
+    import click
+
+    from virtscenario.api import hookimpl
+
+    class Cmd:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("fails")
+            @click.pass_context
+            def fails(ctx):
+                ctx.exit(3)
+
+    use_pm(make_pm(("cmd", Cmd())))
+    with pytest.raises(SystemExit) as info:
+        main(["fails"])
+    assert info.value.code == 3

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from .errors import PluginError, VirtscenarioError
-from .plugins import VirtscenarioPluginManager, get_plugin_manager
+from . import plugins
+from .plugins import VirtscenarioPluginManager
 from .settings import SettingRegistry
 from .types import Choice, DomainRule, HostChange, HostCheck, HostRequirement, Note, Scenario, SettingSpec
 
@@ -28,7 +29,7 @@ class ProvidedScenario:
 
 class Catalog:
     def __init__(self, pm: Optional[VirtscenarioPluginManager] = None) -> None:
-        self.pm = pm if pm is not None else get_plugin_manager()
+        self.pm = pm if pm is not None else plugins.get_plugin_manager()
         self.notes: list[Note] = []
 
     # -- scenarios -------------------------------------------------------------------

@@ -321,7 +321,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VIRTSCENARIO_DEBUG") == "1"
     try:
-        cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
+        # standalone_mode=False returns ctx.exit()'s code instead of exiting: pass it on.
+        code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

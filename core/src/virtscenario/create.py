@@ -267,7 +267,7 @@ def _print_plan(changes: list[Any]) -> None:
         return
     from .output import table
     click.echo("\nHost plan (not applied; see 'virtscenario host apply'):")
-    rows = [[c.knob, c.current or "-", c.target, ("reboot; " if c.reboot_required else "") +
+    rows = [[c.knob, c.current or "-", c.target, ("reboot; " if c.reboot_required and c.needed else "") +
              (f"{c.conflict}; " if c.conflict else "") + c.reason] for c in changes]
     click.echo(table(["KNOB", "CURRENT", "TARGET", "WHY"], rows))
 

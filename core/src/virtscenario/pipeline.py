@@ -216,8 +216,12 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
                           "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
     xml = to_bytes(root)
-    reqs = [HostRequirement(k, item.value, item.rationale, item.reference, req.scenario, req.name, s("vm.memory"))
-            for k, item in settings.items() if k.startswith("host.") and item.value is not None]
+    # host.* choices, plus the memory backing they depend on (hugepage count and size).
+    wanted = [k for k, item in settings.items() if k.startswith("host.") and item.value is not None]
+    if s("memory.hugepages"):
+        wanted += ["memory.hugepages", "memory.hugepage_size"]
+    reqs = [HostRequirement(k, settings[k].value, settings[k].rationale, settings[k].reference, req.scenario,
+                            req.name, s("vm.memory")) for k in wanted]
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, disks, identity, notes, vm_dir, share_dir, reqs, validated)
 

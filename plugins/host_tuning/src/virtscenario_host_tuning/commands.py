@@ -1,0 +1,361 @@
+"""``virtscenario host check | plan | apply | revert``.
+
+Importing this module costs click only; everything else is imported by the
+command that needs it. Errors are one ``Error: ...`` line and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable, Optional
+
+import click
+
+JSON_HELP = "JSON output."
+
+
+def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from virtscenario.api import VirtscenarioError
+
+        from .engine import EngineError
+        try:
+            return fn(*args, **kwargs)
+        except (VirtscenarioError, EngineError) as exc:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and (ctx.find_root().obj or {}).get("debug"):
+                raise
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return wrapper
+
+
+def _host(ctx: click.Context) -> Any:
+    from virtscenario.cli import host_root_of
+    return host_root_of(ctx)
+
+
+def _where(host: Any) -> str:
+    return f"host root {host.root}" if host.is_fake else "this host"
+
+
+@click.group("host")
+def host_group() -> None:
+    """Check this host, and plan, apply, persist and revert its tuning for scenarios.
+
+    Every change is journaled before it is made (/var/lib/virtscenario/host-journal.json);
+    'host revert' restores the previous values byte for byte. --host-root DIR (global
+    option) works on a copy of a host's /proc, /sys, /etc and /dev under DIR.
+    """
+
+
+# -- check --------------------------------------------------------------------------------------------
+def run_checks(catalog: Any, host: Any) -> list[tuple[str, Any, Any]]:
+    """[(plugin, HostCheck, CheckResult)]; a check that raises is a FAIL naming its plugin."""
+    from virtscenario.api import CheckResult
+    out = []
+    for plugin, check in catalog.host_checks():
+        try:
+            result = check.run(host)
+            if not isinstance(result, CheckResult):
+                raise TypeError(f"returned {type(result).__name__}, not CheckResult")
+        except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            result = CheckResult(check.name, "FAIL", f"check {check.name!r} of plugin {plugin!r} failed: "
+                                 f"{type(exc).__name__}: {text}", "report it to the plugin's authors")
+        out.append((plugin, check, result))
+    return out
+
+
+@host_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_context
+@_one_line_errors
+def check_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Check hardware virtualization, /dev/kvm, IOMMU, hugepages, THP, KSM, SEV/TDX, tools.
+
+    Exit status 0 when nothing FAILs, 1 otherwise.
+    """
+    from virtscenario.catalog import Catalog
+    host = _host(ctx)
+    results = run_checks(Catalog(), host)
+    failed = any(r.status == "FAIL" for _p, _c, r in results)
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "status": r.status, "message": r.message, "advice": r.advice,
+                                "summary": c.summary, "plugin": p} for p, c, r in results], indent=2))
+    else:
+        width = max((len(r.name) for _p, _c, r in results), default=4)
+        for _plugin, _check, r in results:
+            click.echo(f"{r.status:<4}  {r.name:<{width}}  {r.message}")
+            if r.advice and r.status != "PASS":
+                click.echo(f"{'':<4}  {'':<{width}}  -> {r.advice}")
+        counts = {s: sum(1 for _p, _c, r in results if r.status == s) for s in ("PASS", "WARN", "FAIL")}
+        click.echo(f"\n{counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL ({_where(host)})")
+    if failed:
+        # SystemExit, not ctx.exit(1): the core runs click with standalone_mode=False,
+        # where ctx.exit's code is returned and dropped.
+        raise SystemExit(1)
+
+
+# -- plan -----------------------------------------------------------------------------------------------
+def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    try:
+        from virtscenario.catalog import Catalog
+        return [click.shell_completion.CompletionItem(n) for n in Catalog().scenarios if n.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - completion must never crash the shell
+        return []
+
+
+def _plan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("scenario", shell_complete=_complete_scenarios),
+        click.option("--vm", "vms", multiple=True, metavar="NAME",
+                     help="A VM in the store to plan for (repeatable): its scenario, memory and settings count."),
+        click.option("--all-vms", is_flag=True, help="Plan for every VM in the store."),
+        click.option("--output", type=click.Path(file_okay=False), help="Store root (as for create)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a setting; host.* keys apply to every VM of the plan (repeatable)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _prepare(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: bool, output: Optional[str],
+             config_file: Optional[str], sets: tuple[str, ...]) -> tuple[Any, Any, Any, Any]:
+    from virtscenario.catalog import Catalog
+
+    from .inputs import gather
+    from .plan import build_plan
+    host = _host(ctx)
+    catalog = Catalog()
+    inputs = gather(catalog, scenario, vms, all_vms, config_file, output, sets)
+    return catalog, host, inputs, build_plan(inputs.requirements, host)
+
+
+def _other_plugins(catalog: Any, inputs: Any, host: Any) -> list[tuple[str, Any]]:
+    """host_plan answers of other plugins: shown by 'host plan', never applied by 'host apply'."""
+    import sys
+    me = sys.modules[__package__]
+    out = []
+    for plugin, result in catalog.pm.call_attributed("host_plan", requirements=inputs.requirements, host=host):
+        if catalog.pm.get_plugin(plugin) is me:
+            continue
+        out.extend((plugin, c) for c in (result if isinstance(result, list) else [result]))
+    return out
+
+
+def _action_word(change: Any) -> str:
+    word = "advice" if change.advice_only else ("change" if change.needed else "ok")
+    return word + ("+reboot" if change.reboot_required and change.needed else "")
+
+
+def _title(inputs: Any) -> str:
+    vms = f" with VMs {', '.join(inputs.vms)}" if inputs.vms else ""
+    return f"scenario {inputs.scenario}{vms}"
+
+
+@host_group.command("plan")
+@_plan_options
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_context
+@_one_line_errors
+def plan_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: bool, output: Optional[str],
+             config_file: Optional[str], sets: tuple[str, ...], as_json: bool) -> None:
+    """Show every host knob SCENARIO (and the --vm VMs) need: current -> target, why, from which scenario.
+
+    Nothing is changed. Conflicting requirements are resolved by documented rules
+    and listed; requirements this host cannot meet end with one Error line (exit 1).
+    """
+    catalog, host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
+    others = _other_plugins(catalog, inputs, host)
+    if as_json:
+        rows = [{**_change_json(a.change), "reference": a.reference, "plugin": "host_tuning"} for a in plan.actions]
+        rows += [{**_change_json(c), "reference": "", "plugin": p} for p, c in others]
+        click.echo(json.dumps({"scenario": scenario, "vms": inputs.vms,
+                               "host_root": str(host.root) if host.is_fake else None, "changes": rows,
+                               "conflicts": plan.conflicts, "refusals": plan.refusals}, indent=2))
+    else:
+        _print_plan(plan, others, inputs, host)
+    if plan.refusals:
+        more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
+        raise click.ClickException(plan.refusals[0] + more)
+
+
+def _change_json(change: Any) -> dict[str, Any]:
+    return {"knob": change.knob, "path": change.path, "current": change.current, "target": change.target,
+            "needed": change.needed and not change.advice_only, "reason": change.reason, "source": change.source,
+            "reboot_required": change.reboot_required, "advice_only": change.advice_only,
+            "conflict": change.conflict}
+
+
+def _print_plan(plan: Any, others: list[tuple[str, Any]], inputs: Any, host: Any) -> None:
+    from virtscenario.output import table
+    click.echo(f"Host plan for {_title(inputs)} on {_where(host)}:")
+    rows = [[a.change.knob, a.change.current or "-", a.change.target or "-", _action_word(a.change),
+             a.change.source, a.change.reason] for a in plan.actions]
+    rows += [[c.knob, c.current or "-", c.target or "-", f"plugin {p}, not applied", c.source, c.reason]
+             for p, c in others]
+    if rows:
+        click.echo(table(["KNOB", "CURRENT", "TARGET", "ACTION", "SOURCE", "WHY"], rows))
+    else:
+        click.echo("  (no host requirement)")
+    if plan.conflicts:
+        click.echo("\nConflicts (resolved by rule):")
+        for line in plan.conflicts:
+            click.echo(f"  {line}")
+    needed = plan.needed
+    if needed:
+        vms = "".join(f" --vm {v}" for v in inputs.vms)
+        click.echo(f"\n{len(needed)} change(s) to make: virtscenario host apply {inputs.scenario}{vms}")
+    elif not plan.refusals:
+        click.echo("\nThe host already matches: nothing to apply.")
+
+
+# -- apply ----------------------------------------------------------------------------------------------
+def _confirm(question: str) -> None:
+    try:
+        answer = click.confirm(question, default=False)
+    except click.Abort:
+        click.echo()  # end the unanswered prompt line
+        raise click.ClickException("no answer (stdin is closed or not a terminal): nothing was changed; "
+                                   "use --yes to apply without asking") from None
+    if not answer:
+        raise click.ClickException("not confirmed: nothing was changed")
+
+
+def build_steps(plan: Any, host: Any, persist: bool, backend: str, scenario: str,
+                vms: list[str]) -> list[Any]:
+    """The ordered steps of an apply: tunables, mounts, module options, then persisted files."""
+    from . import persist as persist_mod
+    from . import sysfs
+    from .engine import Step
+    steps = [Step("tunable", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "tunable"]
+    steps += [Step("mount", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "mount"]
+    files: dict[str, bytes] = {a.change.path: a.data for a in plan.needed if a.op == "file"}
+    if persist:
+        if backend == "tuned":
+            files.update(persist_mod.tuned_backend(host, plan.actions, scenario, vms))
+        else:
+            files.update(persist_mod.files_backend(host, plan.actions))
+    for path, content in files.items():
+        if sysfs.read_bytes(host, path) == content:
+            continue
+        existing = sysfs.mapped(host, path)
+        mode = existing.stat().st_mode & 0o7777 if existing is not None and existing.exists() else 0o644
+        steps.append(Step("file", path, content, f"write {path}", mode))
+    return steps
+
+
+@host_group.command("apply")
+@_plan_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--persist", is_flag=True, help="Also make the values survive a reboot (see --backend).")
+@click.option("--backend", type=click.Choice(["files", "tuned"]), default="files", show_default=True,
+              help="files: sysctl.d, tmpfiles.d, a udev rule, fstab; tuned: a tuned profile (implies --persist, "
+                   "not activated).")
+@click.pass_context
+@_one_line_errors
+def apply_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: bool, output: Optional[str],
+              config_file: Optional[str], sets: tuple[str, ...], yes: bool, persist: bool, backend: str) -> None:
+    """Apply the host plan of SCENARIO (and the --vm VMs): journaled, verified, rolled back on failure.
+
+    Needs root. Module options (SEV) are written to /etc/modprobe.d and apply at the
+    next boot or module load: virtscenario never reloads a module. Undo with 'host revert'.
+    """
+    host = _host(ctx)
+    if not host.is_root_user():
+        raise click.ClickException("host apply changes the running kernel and /etc: run it as root "
+                                   "(nothing was changed)")
+    catalog, host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
+    if plan.refusals:
+        more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
+        raise click.ClickException(plan.refusals[0] + more + " (nothing was changed)")
+    persist = persist or backend == "tuned"
+    steps = build_steps(plan, host, persist, backend, scenario, inputs.vms)
+    advice = [a.change for a in plan.actions if a.change.advice_only and a.change.needed]
+    if not steps:
+        click.echo(f"Nothing to change: {_where(host)} already matches {_title(inputs)}.")
+        _print_advice(advice)
+        return
+    from . import facts
+    env = facts.environment(host)
+    if env.container:
+        click.echo(f"Warning: running inside a container ({env.container}): these changes affect the kernel "
+                   "shared by the whole machine, if it lets them through.", err=True)
+    click.echo(f"Host changes for {_title(inputs)} on {_where(host)}:")
+    current = {a.change.path: a.change for a in plan.needed}
+    for step in steps:
+        if step.kind == "tunable":
+            click.echo(f"  {step.label}: {current[step.path].current if step.path in current else '?'} -> "
+                       f"{step.data.decode().strip()}  ({step.path})")
+        elif step.kind == "mount":
+            click.echo(f"  mount hugetlbfs on {step.path}" + (f" ({step.data.decode()})" if step.data else ""))
+        else:
+            click.echo(f"  write {step.path}")
+    if not yes:
+        _confirm(f"Apply these {len(steps)} change(s)?")
+    from .engine import JOURNAL, apply_steps
+    apply_steps(host, steps, {"scenario": scenario, "vms": inputs.vms, "persist": persist, "backend": backend})
+    click.echo(f"Applied {len(steps)} change(s); previous values journaled in {JOURNAL}"
+               f"{' (under ' + str(host.root) + ')' if host.is_fake else ''}. Undo: virtscenario host revert")
+    if persist and backend == "tuned":
+        from .persist import tuned_profile_name
+        click.echo(f"tuned profile written, not activated: tuned-adm profile {tuned_profile_name(scenario)}")
+    if any(c.reboot_required for c in plan.changes if c.needed):
+        click.echo("Some changes take effect at the next boot (or module load with no VM running).")
+    _print_advice(advice)
+
+
+def _print_advice(advice: list[Any]) -> None:
+    if not advice:
+        return
+    click.echo("Advice (not done by virtscenario):")
+    for change in advice:
+        reboot = " [reboot]" if change.reboot_required else ""
+        click.echo(f"  {change.knob}: {change.target}{reboot} - {change.reason}")
+
+
+# -- revert ---------------------------------------------------------------------------------------------
+@host_group.command("revert")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@_one_line_errors
+def revert_cmd(ctx: click.Context, yes: bool) -> None:
+    """Restore every value and file recorded in the host journal, then remove the journal.
+
+    Safe to run twice: without a journal there is nothing to revert (exit 0).
+    """
+    from .engine import JOURNAL, journal_path, load_journal, revert
+    host = _host(ctx)
+    where = f" (under {host.root})" if host.is_fake else ""
+    if not journal_path(host).exists():
+        click.echo(f"Nothing to revert: no host journal at {JOURNAL}{where}.")
+        return
+    if not host.is_root_user():
+        raise click.ClickException("host revert changes the running kernel and /etc: run it as root "
+                                   "(nothing was changed)")
+    journal = load_journal(host)
+    if journal is None or not journal["entries"]:
+        click.echo(f"Nothing to revert: the host journal at {JOURNAL}{where} is empty.")
+        return
+    click.echo(f"Will restore on {_where(host)}:")
+    for entry in journal["entries"]:
+        if entry["kind"] == "tunable":
+            click.echo(f"  {entry['path']}: {entry.get('applied', '?')} -> {entry['restore'].strip()}")
+        elif entry["kind"] == "file":
+            click.echo(f"  {'restore' if entry['existed'] else 'remove'} {entry['path']}")
+        else:
+            click.echo(f"  unmount {entry['path']}")
+    if not yes:
+        _confirm(f"Revert these {len(journal['entries'])} change(s)?")
+    count, notes = revert(host)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
+    click.echo(f"Reverted {count} change(s); journal removed.")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(host_group)
