@@ -23,7 +23,8 @@ def default_store_root() -> Path:
 
 
 def store_root(output: Optional[str], configured: Optional[str] = None) -> Path:
-    return Path(output or configured or default_store_root()).expanduser()
+    # Absolute: image and share paths in the XML derive from it, and libvirt needs them absolute.
+    return Path(output or configured or default_store_root()).expanduser().absolute()
 
 
 def vm_dir(root: Path, name: str) -> Path:

@@ -1,0 +1,159 @@
+"""The README tells the truth: its commands, package lists, CLI overview, links and env vars."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SETUP = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+CLI = str(Path(sys.executable).parent / "virtscenario")
+
+
+def _blocks(lang: str = "") -> list[str]:
+    """Fenced code blocks (info string == lang), in order."""
+    blocks, current, info = [], None, ""
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, info = [], line[3:].strip()
+            else:
+                if info == lang:
+                    blocks.append("\n".join(current) + "\n")
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def _first_screen_commands() -> list[str]:
+    first = _blocks("sh")[0]
+    return [line.strip() for line in first.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_first_screen_has_exactly_the_two_commands() -> None:
+    head = "\n".join(README.splitlines()[:20])
+    commands = _first_screen_commands()
+    assert commands[0] in head and commands[1] in head, "the two commands must be on the first screen"
+    assert len(commands) == 2
+    assert commands[0].startswith("scripts/setup.sh && .venv/bin/virtscenario create desktop ")
+    assert commands[1] == "scripts/test.sh"
+    for script in ("scripts/setup.sh", "scripts/test.sh", "scripts/libvirtd.sh", ".ci/run"):
+        assert os.access(ROOT / script, os.X_OK), f"{script} is not executable"
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_main_job_command_works_without_a_daemon(tmp_path: Path) -> None:
+    """The first command's CLI part, run exactly as written, in an empty directory."""
+    argv = shlex.split(_first_screen_commands()[0].split("&&", 1)[1])
+    assert argv[0] == ".venv/bin/virtscenario"
+    out = tmp_path / argv[argv.index("--output") + 1]
+    argv = [CLI, *argv[1:]]
+    # An unreachable URI in the environment proves no daemon is asked.
+    env = dict(os.environ, LIBVIRT_DEFAULT_URI="qemu+unix:///system?socket=/nonexistent")
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name = argv[argv.index("--name") + 1]
+    assert (out / name / "domain.xml").is_file() and (out / name / "vm.yaml").is_file()
+    # libvirt needs absolute paths, also when --output is relative.
+    from lxml import etree
+    for source in etree.parse(str(out / name / "domain.xml")).iterfind("devices/disk/source"):
+        assert Path(source.get("file")).is_absolute()
+    assert f"Settings of {name}" in proc.stdout and "WHY" in proc.stdout
+
+
+def _setup_packages() -> dict[str, tuple[list[str], list[str]]]:
+    out = {}
+    for family in ("debian", "suse", "fedora"):
+        block = re.search(rf"\n    {family}\)\n(.*?);;", SETUP, re.S).group(1)
+        base = re.search(r"BASE=\(([^)]*)\)", block).group(1).split()
+        daemon = re.search(r"DAEMON=\(([^)]*)\)", block).group(1).split()
+        out[family] = (base, daemon)
+    return out
+
+
+@pytest.mark.parametrize("family,label", [("debian", "Debian / Ubuntu"), ("suse", "openSUSE / SLES"),
+                                          ("fedora", "Fedora / RHEL")])
+def test_package_table_matches_setup_script(family: str, label: str) -> None:
+    row = next(line for line in README.splitlines() if line.startswith(f"| **{label}**"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    base, daemon = _setup_packages()[family]
+    assert cells[1].strip("`").split() == base
+    assert cells[2].strip("`").split() == daemon
+
+
+def _overview_lines() -> list[str]:
+    block = next(b for b in _blocks() if b.startswith("virtscenario [--debug]"))
+    lines, current = [], ""
+    for raw in block.splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if line.startswith("virtscenario "):
+            if current:
+                lines.append(current)
+            current = line
+        elif line.strip():
+            current += " " + line.strip()
+    lines.append(current)
+    return lines
+
+
+def test_cli_overview_names_real_commands_and_options() -> None:
+    from virtscenario.cli import cli
+    checked = 0
+    for line in _overview_lines():
+        words = line.split()[1:]
+        path = []
+        for w in words:
+            if not re.fullmatch(r"[a-z][a-z-]*", w):
+                break
+            path.append(w)
+        cmd: click.Command = cli
+        ctx = click.Context(cli)
+        for name in path:
+            assert isinstance(cmd, click.Group), f"{line}: {cmd.name} has no subcommands"
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, f"README lists 'virtscenario {' '.join(path)}', which does not exist"
+            cmd = sub
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line):
+            assert flag in opts, f"README: 'virtscenario {' '.join(path)}' has no option {flag}"
+        checked += 1
+    assert checked >= 12
+
+
+def test_documented_environment_variables_exist() -> None:
+    sources = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                        for base in ("core/src", "plugins", "scripts")
+                        for p in (ROOT / base).rglob("*") if p.suffix in (".py", ".sh"))
+    names = set(re.findall(r"`(VIRTSCENARIO_[A-Z_]+)=", README))
+    assert len(names) >= 6
+    for name in names:
+        assert name in sources, f"README documents {name}, which no code reads"
+
+
+def test_relative_links_exist() -> None:
+    for target in re.findall(r"\]\(([^)#:]+)\)", README):
+        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts(shell: str) -> None:
+    env = dict(os.environ, _VIRTSCENARIO_COMPLETE=f"{shell}_source")
+    proc = subprocess.run([CLI], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "_VIRTSCENARIO_COMPLETE" in proc.stdout
+    assert f"_VIRTSCENARIO_COMPLETE={shell}_source" in README
+
+
+def test_completion_offers_scenario_names() -> None:
+    env = dict(os.environ, _VIRTSCENARIO_COMPLETE="bash_complete", COMP_WORDS="virtscenario create de",
+               COMP_CWORD="2")
+    proc = subprocess.run([CLI], env=env, capture_output=True, text=True, timeout=60)
+    assert "desktop" in [line.split(",", 1)[1] for line in proc.stdout.splitlines() if "," in line]
