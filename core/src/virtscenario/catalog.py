@@ -31,6 +31,8 @@ class Catalog:
     def __init__(self, pm: Optional[VirtscenarioPluginManager] = None) -> None:
         self.pm = pm if pm is not None else plugins.get_plugin_manager()
         self.notes: list[Note] = []
+        #: resolve_settings() results, keyed by scenario, user values and flags.
+        self.resolved: dict[tuple[str, ...], Any] = {}
 
     # -- scenarios -------------------------------------------------------------------
     @functools.cached_property

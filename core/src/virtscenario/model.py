@@ -7,14 +7,16 @@ elements in libvirt's canonical element order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, Optional
+
+from .records import Record, record
 
 OnOff = Optional[bool]
 
 
-@dataclass
-class Metadata:
+@record
+class Metadata(Record):
     """Recorded under ``<metadata><vs:scenario xmlns:vs=...>``."""
 
     scenario: str = ""
@@ -23,30 +25,30 @@ class Metadata:
     core_version: str = ""
 
 
-@dataclass
-class CpuTopology:
+@record
+class CpuTopology(Record):
     sockets: int = 1
     dies: int = 1
     cores: int = 1
     threads: int = 1
 
 
-@dataclass
-class NumaCell:
+@record
+class NumaCell(Record):
     id: int
     cpus: str
     memory: int  # bytes
     mem_access: Optional[str] = None  # shared|private
 
 
-@dataclass
-class CpuFeature:
+@record
+class CpuFeature(Record):
     name: str
     policy: str = "require"  # force|require|optional|disable|forbid
 
 
-@dataclass
-class Cpu:
+@record
+class Cpu(Record):
     mode: Optional[str] = None  # host-passthrough|host-model|maximum|custom
     migratable: OnOff = None
     check: Optional[str] = None  # none|partial|full
@@ -58,21 +60,21 @@ class Cpu:
     numa: list[NumaCell] = field(default_factory=list)
 
 
-@dataclass
-class Pin:
+@record
+class Pin(Record):
     id: int
     cpuset: str
 
 
-@dataclass
-class VcpuSched:
+@record
+class VcpuSched(Record):
     vcpus: str
     scheduler: str  # fifo|rr|batch|idle|other
     priority: Optional[int] = None
 
 
-@dataclass
-class CpuTune:
+@record
+class CpuTune(Record):
     vcpupin: list[Pin] = field(default_factory=list)
     emulatorpin: Optional[str] = None
     iothreadpin: list[Pin] = field(default_factory=list)
@@ -82,21 +84,21 @@ class CpuTune:
         return not (self.vcpupin or self.emulatorpin or self.iothreadpin or self.vcpusched)
 
 
-@dataclass
-class NumaTune:
+@record
+class NumaTune(Record):
     mode: str = "strict"
     nodeset: Optional[str] = None
     placement: Optional[str] = None
 
 
-@dataclass
-class HugePage:
+@record
+class HugePage(Record):
     size_kib: int
     nodeset: Optional[str] = None
 
 
-@dataclass
-class MemoryBacking:
+@record
+class MemoryBacking(Record):
     hugepages: list[HugePage] = field(default_factory=list)
     hugepages_default: bool = False  # <hugepages/> with no explicit page size
     nosharepages: bool = False
@@ -111,21 +113,21 @@ class MemoryBacking:
                     or self.source or self.access or self.allocation or self.discard)
 
 
-@dataclass
-class MemTune:
+@record
+class MemTune(Record):
     hard_limit: Optional[int] = None  # bytes
     soft_limit: Optional[int] = None
     swap_hard_limit: Optional[int] = None
 
 
-@dataclass
-class FirmwareFeature:
+@record
+class FirmwareFeature(Record):
     name: str  # secure-boot|enrolled-keys|amd-sev|amd-sev-es|amd-sev-snp|intel-tdx
     enabled: bool
 
 
-@dataclass
-class Os:
+@record
+class Os(Record):
     arch: str = "x86_64"
     machine: Optional[str] = None
     type: str = "hvm"
@@ -141,8 +143,8 @@ class Os:
     bootmenu: OnOff = None
 
 
-@dataclass
-class HyperV:
+@record
+class HyperV(Record):
     relaxed: bool = True
     vapic: bool = True
     spinlocks_retries: Optional[int] = 8191
@@ -154,8 +156,8 @@ class HyperV:
     ipi: bool = True
 
 
-@dataclass
-class Features:
+@record
+class Features(Record):
     acpi: bool = True
     apic: bool = True
     pae: bool = False
@@ -169,27 +171,27 @@ class Features:
     ioapic_driver: Optional[str] = None
 
 
-@dataclass
-class Timer:
+@record
+class Timer(Record):
     name: str  # rtc|pit|hpet|kvmclock|hypervclock|tsc
     present: OnOff = None
     tickpolicy: Optional[str] = None
 
 
-@dataclass
-class Clock:
+@record
+class Clock(Record):
     offset: str = "utc"
     timers: list[Timer] = field(default_factory=list)
 
 
-@dataclass
-class Pm:
+@record
+class Pm(Record):
     suspend_to_mem: OnOff = None
     suspend_to_disk: OnOff = None
 
 
-@dataclass
-class Address:
+@record
+class Address(Record):
     """A PCI address; only used where the XML needs one explicitly."""
 
     type: str = "pci"
@@ -199,14 +201,14 @@ class Address:
     function: int = 0
 
 
-@dataclass
-class Encryption:
+@record
+class Encryption(Record):
     format: str = "luks"
     secret_uuid: str = ""
 
 
-@dataclass
-class Disk:
+@record
+class Disk(Record):
     target: str
     source: str = ""
     type: Literal["file", "block"] = "file"
@@ -226,8 +228,8 @@ class Disk:
     serial: Optional[str] = None
 
 
-@dataclass
-class Interface:
+@record
+class Interface(Record):
     type: Literal["network", "bridge", "user", "direct"]
     source: str = ""  # network name, bridge name, or host interface for direct
     mac: str = ""
@@ -237,8 +239,8 @@ class Interface:
     boot_order: Optional[int] = None
 
 
-@dataclass
-class Controller:
+@record
+class Controller(Record):
     type: str  # usb|pci|scsi|virtio-serial|sata
     model: Optional[str] = None
     index: Optional[int] = None
@@ -246,14 +248,14 @@ class Controller:
     iommu: OnOff = None
 
 
-@dataclass
-class Input:
+@record
+class Input(Record):
     type: str  # tablet|mouse|keyboard
     bus: str = "virtio"
 
 
-@dataclass
-class Graphics:
+@record
+class Graphics(Record):
     type: str  # vnc|spice|none|egl-headless
     listen: Optional[str] = "address"  # address|none|socket
     listen_address: Optional[str] = "127.0.0.1"
@@ -262,8 +264,8 @@ class Graphics:
     gl: OnOff = None
 
 
-@dataclass
-class Video:
+@record
+class Video(Record):
     model: str  # virtio|qxl|vga|bochs|ramfb|none
     heads: int = 1
     primary: bool = True
@@ -271,22 +273,22 @@ class Video:
     iommu: OnOff = None
 
 
-@dataclass
-class Sound:
+@record
+class Sound(Record):
     model: str  # ich9|ich6|ac97
     audio_type: Optional[str] = None
 
 
-@dataclass
-class Tpm:
+@record
+class Tpm(Record):
     model: str = "tpm-crb"  # tpm-crb|tpm-tis
     backend: str = "emulator"  # emulator|passthrough
     version: Optional[str] = "2.0"
     device_path: Optional[str] = None  # passthrough only
 
 
-@dataclass
-class Rng:
+@record
+class Rng(Record):
     model: str = "virtio"
     backend: str = "/dev/urandom"
     rate_bytes: Optional[int] = None
@@ -294,27 +296,27 @@ class Rng:
     iommu: OnOff = None
 
 
-@dataclass
-class Watchdog:
+@record
+class Watchdog(Record):
     model: str  # i6300esb|ib700 (libvirt 9.0 has no itco)
     action: str = "reset"
 
 
-@dataclass
-class Channel:
+@record
+class Channel(Record):
     type: str  # unix|spicevmc|qemu-vdagent
     target_type: str = "virtio"
     target_name: str = "org.qemu.guest_agent.0"
 
 
-@dataclass
-class Console:
+@record
+class Console(Record):
     type: str = "pty"
     target_type: str = "serial"  # serial|virtio
 
 
-@dataclass
-class Filesystem:
+@record
+class Filesystem(Record):
     source_dir: str
     target_dir: str
     driver: str = "virtiofs"
@@ -323,16 +325,16 @@ class Filesystem:
     queue: Optional[int] = None
 
 
-@dataclass
-class MemBalloon:
+@record
+class MemBalloon(Record):
     model: str = "virtio"  # virtio|none
     autodeflate: OnOff = None
     free_page_reporting: OnOff = None
     iommu: OnOff = None
 
 
-@dataclass
-class LaunchSecurity:
+@record
+class LaunchSecurity(Record):
     type: Literal["sev", "sev-snp", "tdx"]
     policy: Optional[int] = None
     cbitpos: Optional[int] = None
@@ -343,8 +345,8 @@ class LaunchSecurity:
     quote_generation_socket: Optional[str] = None  # tdx
 
 
-@dataclass
-class Devices:
+@record
+class Devices(Record):
     emulator: Optional[str] = None
     disks: list[Disk] = field(default_factory=list)
     controllers: list[Controller] = field(default_factory=list)
@@ -363,8 +365,8 @@ class Devices:
     hostdevs: list[str] = field(default_factory=list)  # PCI addresses; only for rules (migration)
 
 
-@dataclass
-class Domain:
+@record
+class Domain(Record):
     name: str
     uuid: str
     type: Literal["kvm", "qemu"] = "kvm"

@@ -64,11 +64,17 @@ class Generated:
 
 def resolve_settings(catalog: Catalog, scenario: str, config: UserConfig,
                      cli: list[tuple[str, Any, str]]) -> tuple[ProvidedScenario, Settings]:
-    provided = catalog.scenario(scenario)
-    overrides = catalog.overrides_for(provided.scenario)
-    settings = resolve(catalog.registry, provided.scenario, f"scenario {scenario} ({provided.distribution})",
-                       overrides, config.values_for(scenario), config.path, cli)
-    return provided, settings
+    """Resolved settings of ``scenario``; cached per catalog, since Settings are immutable."""
+    file_values = config.values_for(scenario)
+    key = (scenario, config.path, repr(sorted(file_values.items())), repr(cli))
+    cached = catalog.resolved.get(key)
+    if cached is None:
+        provided = catalog.scenario(scenario)
+        overrides = catalog.overrides_for(provided.scenario)
+        settings = resolve(catalog.registry, provided.scenario, f"scenario {scenario} ({provided.distribution})",
+                           overrides, file_values, config.path, cli)
+        cached = catalog.resolved[key] = (provided, settings)
+    return cached
 
 
 def _adapt(settings: Settings, caps: Optional[DomainCaps], notes: list[Note]) -> Settings:
@@ -109,7 +115,6 @@ def _adapt(settings: Settings, caps: Optional[DomainCaps], notes: list[Note]) ->
 
 
 def _disk_plans(req: Request, settings: Settings, catalog: Catalog, vm_dir: Path, notes: list[Note]) -> list[DiskPlan]:
-    from .storage import image_info
     s = settings.value
     registry = catalog.registry
     specs = req.disks if req.disks is not None else [DiskSpec(size=s("disk.size"))]
@@ -126,6 +131,7 @@ def _disk_plans(req: Request, settings: Settings, catalog: Catalog, vm_dir: Path
             if not path.exists():
                 raise ConfigError(f"--disk path={spec.path}: no such file")
             block = stat.S_ISBLK(path.stat().st_mode)
+            from .storage import image_info  # only existing images need qemu-img
             fmt = spec.format
             if fmt is None:
                 fmt = image_info(str(path)).get("format", "raw") if req.inspect_images else "qcow2"
@@ -216,18 +222,14 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
                           "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
     xml = to_bytes(root)
-    # host.* choices, plus the memory backing they depend on (hugepage count and size).
-    wanted = [k for k, item in settings.items() if k.startswith("host.") and item.value is not None]
-    if s("memory.hugepages"):
-        wanted += ["memory.hugepages", "memory.hugepage_size"]
-    reqs = [HostRequirement(k, settings[k].value, settings[k].rationale, settings[k].reference, req.scenario,
-                            req.name, s("vm.memory")) for k in wanted]
+    reqs = _host_requirements(settings, domain, ctx, req)
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, disks, identity, notes, vm_dir, share_dir, reqs, validated)
 
 
 def _check_rules(catalog: Catalog, domain: Domain, settings: Settings, notes: list[Note]) -> None:
     errors: list[str] = []
+    failed: list[str] = []
     for plugin, rule in catalog.rules:
         try:
             problems = list(rule.check(domain, settings))
@@ -238,8 +240,25 @@ def _check_rules(catalog: Catalog, domain: Domain, settings: Settings, notes: li
             text = f"{problem} [rule {rule.name}: {rule.explanation}; see {rule.reference}]"
             if rule.severity == "error":
                 errors.append(text)
+                failed.append(rule.name)
             else:
                 notes.append(Note("warning", text, plugin))
     if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        others = sorted({name for name in failed[1:] if name != failed[0]})
+        more = f" (and {len(errors) - 1} more" + (f": {', '.join(others)})" if others else ")") \
+            if len(errors) > 1 else ""
         raise ValidationError(f"{errors[0]}{more}", tuple(errors))
+
+
+def _host_requirements(settings: Settings, domain: Domain, ctx: BuildContext, req: Request) -> list[HostRequirement]:
+    """host.* choices, replaced by what hooks computed (require_host), plus the hugepage backing
+    the final model uses (a hook may have changed the page size)."""
+    chosen = {k: (item.value, item.rationale, item.reference) for k, item in settings.items()
+              if k.startswith("host.") and item.value is not None}
+    for choice in ctx.host_requirements:
+        chosen[choice.key] = (choice.value, choice.rationale, choice.reference)
+    for page in domain.memory_backing.hugepages[:1]:
+        why = settings["memory.hugepages"]
+        chosen["memory.hugepages"] = (True, why.rationale, why.reference)
+        chosen["memory.hugepage_size"] = (page.size_kib * 1024, why.rationale, why.reference)
+    return [HostRequirement(k, v, r, ref, req.scenario, req.name, domain.memory) for k, (v, r, ref) in chosen.items()]

@@ -6,7 +6,6 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Iterable, Optional
 
 import pluggy
@@ -55,17 +54,16 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
 
     # -- loading -----------------------------------------------------------------
     def load_entrypoints(self, strict: bool = False, disabled: Iterable[str] = (),
-                         entry_points: Optional[Iterable[metadata.EntryPoint]] = None,
+                         entry_points: Optional[Iterable[Any]] = None,
                          report: Any = None) -> None:
         """Load every ``virtscenario`` entry point; a broken one is reported, not fatal."""
         blocked = {_norm(n) for n in disabled if n.strip()}
-        eps = list(entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP))
+        from .entrypoints import entry_points as scan
+        eps = list(entry_points if entry_points is not None else scan(ENTRY_POINT_GROUP))
         # Register in descending name order: pluggy calls last-registered first, so
         # hooks then run in ascending plugin-name order inside each tier.
         for ep in sorted(eps, key=lambda e: e.name, reverse=True):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else ""
-            version = dist.version if dist is not None else ""
+            dist_name, version = _dist_of(ep)
             builtin = _norm(dist_name) in BUILTIN_DISTRIBUTIONS
             if ep.name in self.infos:
                 continue
@@ -193,6 +191,14 @@ def _blame(exc: BaseException, impls: list[Any]) -> str:
         culprit = codes.get(tb.tb_frame.f_code, culprit)
         tb = tb.tb_next
     return culprit
+
+
+def _dist_of(ep: Any) -> tuple[str, str]:
+    """(name, version) of an entry point's distribution: ours, or an importlib.metadata one."""
+    if hasattr(ep, "dist_name"):
+        return ep.dist_name, ep.dist_version
+    dist = getattr(ep, "dist", None)
+    return (dist.metadata["Name"], dist.version) if dist is not None else ("", "")
 
 
 def _call_order(impl: Any) -> tuple[int, str]:

@@ -7,8 +7,10 @@ core can validate it, attribute it to its plugin, and report conflicts by name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
+
+from .records import FrozenRecord, frozen_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Domain
@@ -17,8 +19,8 @@ _SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
 
-@dataclass(frozen=True)
-class Choice:
+@frozen_record
+class Choice(FrozenRecord):
     """One decision of a scenario: a setting key, its value, why, and where that is documented.
 
     ``reference`` is a URL or a citation (``libvirt formatdomain: Hard drives, ...``).
@@ -38,8 +40,8 @@ class Choice:
             raise ValueError(f"setting {self.key!r} needs both a rationale and a reference")
 
 
-@dataclass(frozen=True)
-class Scenario:
+@frozen_record
+class Scenario(FrozenRecord):
     """A named workload profile: guest settings plus host requirements.
 
     ``settings`` hold guest choices (any key but ``host.*``); ``host`` holds the
@@ -76,8 +78,8 @@ class Scenario:
 SettingKind = Literal["bool", "int", "str", "size", "choice"]
 
 
-@dataclass(frozen=True)
-class SettingSpec:
+@frozen_record
+class SettingSpec(FrozenRecord):
     """Declares a setting key: its type, its core default and what it means.
 
     ``default`` is the core default (lowest precedence); ``None`` means "not set"
@@ -111,8 +113,8 @@ class SettingSpec:
                 "str": "a string", "size": f"a size such as 4GiB (bare numbers are {self.unit})"}[self.kind]
 
 
-@dataclass(frozen=True)
-class ResolvedSetting:
+@frozen_record
+class ResolvedSetting(FrozenRecord):
     """A setting after precedence: its value and where that value came from."""
 
     key: str
@@ -147,8 +149,8 @@ class Settings(Mapping[str, ResolvedSetting]):
         return Settings(items)
 
 
-@dataclass(frozen=True)
-class Note:
+@frozen_record
+class Note(FrozenRecord):
     """Something the pipeline adapted, or a warning the user should read."""
 
     level: Literal["info", "warning"]
@@ -156,8 +158,8 @@ class Note:
     source: str = "core"
 
 
-@dataclass(frozen=True)
-class DomainRule:
+@frozen_record
+class DomainRule(FrozenRecord):
     """A semantic rule beyond the RelaxNG schema.
 
     ``check(domain, settings)`` yields one message per problem (nothing when the
@@ -172,16 +174,16 @@ class DomainRule:
     severity: Literal["error", "warning"] = "error"
 
 
-@dataclass(frozen=True)
-class HostCpu:
+@frozen_record
+class HostCpu(FrozenRecord):
     id: int
     core: int
     socket: int
     node: int = 0
 
 
-@dataclass(frozen=True)
-class HostInfo:
+@frozen_record
+class HostInfo(FrozenRecord):
     """What is known about the host a VM is generated for."""
 
     arch: str = "x86_64"
@@ -214,8 +216,8 @@ class HostInfo:
         return tuple(sorted({c.node for c in self.cpus}))
 
 
-@dataclass(frozen=True)
-class SevCaps:
+@frozen_record
+class SevCaps(FrozenRecord):
     supported: bool = False
     cbitpos: int | None = None
     reduced_phys_bits: int | None = None
@@ -223,8 +225,8 @@ class SevCaps:
     max_es_guests: int | None = None
 
 
-@dataclass(frozen=True)
-class DomainCaps:
+@frozen_record
+class DomainCaps(FrozenRecord):
     """The parts of ``virConnectGetDomainCapabilities`` the pipeline uses."""
 
     virt_type: str = "kvm"
@@ -252,8 +254,8 @@ class DomainCaps:
     kvm_available: bool = True
 
 
-@dataclass(frozen=True)
-class CheckResult:
+@frozen_record
+class CheckResult(FrozenRecord):
     """Outcome of one host check: PASS, WARN or FAIL with one line of advice."""
 
     name: str
@@ -262,8 +264,8 @@ class CheckResult:
     advice: str = ""
 
 
-@dataclass(frozen=True)
-class HostCheck:
+@frozen_record
+class HostCheck(FrozenRecord):
     """A host check contributed by a plugin; ``run(host)`` returns its result.
 
     ``host`` is a :class:`virtscenario.hostroot.HostRoot`. The core runs every check
@@ -275,8 +277,8 @@ class HostCheck:
     run: Callable[[Any], CheckResult]
 
 
-@dataclass(frozen=True)
-class HostRequirement:
+@frozen_record
+class HostRequirement(FrozenRecord):
     """A ``host.*`` choice of a scenario, tied to the VM that needs it."""
 
     key: str
@@ -288,8 +290,8 @@ class HostRequirement:
     vm_memory_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class HostChange:
+@frozen_record
+class HostChange(FrozenRecord):
     """One knob of a host plan: current value -> target value, and why.
 
     ``path`` is the absolute host path (before ``--host-root`` mapping) the change
