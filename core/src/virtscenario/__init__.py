@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 #: Version of the plugin API (:mod:`virtscenario.api`). The major number changes
 #: when a hook or a public type changes incompatibly; the minor when one is added.
-API_VERSION = (1, 0)
+#: 1.1 added BuildContext.require_host and api.read_host.
+API_VERSION = (1, 1)
 
 PROJECT_NAME = "virtscenario"
 

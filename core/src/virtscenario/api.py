@@ -13,7 +13,7 @@ from . import API_VERSION, __version__, hookimpl, model
 from .build import housekeeping_split
 from .context import BuildContext
 from .errors import ConfigError, VirtscenarioError
-from .hostinfo import format_cpulist, parse_cpulist
+from .hostinfo import format_cpulist, parse_cpulist, read_host
 from .hostroot import HostRoot
 from .model import Domain
 from .types import (
@@ -39,5 +39,5 @@ __all__ = [
     "API_VERSION", "BuildContext", "CheckResult", "Choice", "ConfigError", "Domain", "DomainCaps", "DomainRule",
     "HostChange", "HostCheck", "HostCpu", "HostInfo", "HostRequirement", "HostRoot", "Note", "ResolvedSetting",
     "Scenario", "SettingSpec", "Settings", "SevCaps", "VirtscenarioError", "__version__", "format_cpulist",
-    "format_size", "hookimpl", "housekeeping_split", "model", "parse_cpulist", "parse_size",
+    "format_size", "hookimpl", "housekeeping_split", "model", "parse_cpulist", "parse_size", "read_host",
 ]

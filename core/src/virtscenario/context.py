@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .types import DomainCaps, HostInfo, Note, Scenario
+from .types import Choice, DomainCaps, HostInfo, Note, Scenario
 
 
 @dataclass
@@ -17,7 +17,9 @@ class BuildContext:
     ``None`` when nothing is known about the target host. ``libvirt_version`` is
     the target's (``major*1_000_000 + minor*1000 + micro``), or the locally
     installed libvirt's offline, or ``None`` when unknown. Hooks report what
-    they adapted with :meth:`note`.
+    they adapted with :meth:`note`, and host needs they computed (a CPU split, say)
+    with :meth:`require_host`: those replace the scenario's value for that key in
+    the host plan and in the VM's vm.yaml.
     """
 
     scenario: Scenario
@@ -28,6 +30,12 @@ class BuildContext:
     libvirt_version: Optional[int] = None
     vm_dir: Optional[Path] = None
     notes: list[Note] = field(default_factory=list)
+    host_requirements: list[Choice] = field(default_factory=list)
+
+    def require_host(self, key: str, value: object, rationale: str, reference: str) -> None:
+        if not key.startswith("host."):
+            raise ValueError(f"host requirement {key!r} must start with 'host.'")
+        self.host_requirements.append(Choice(key, value, rationale, reference))
 
     def note(self, message: str, level: str = "info", source: str = "core") -> None:
         self.notes.append(Note(level, message, source))  # type: ignore[arg-type]

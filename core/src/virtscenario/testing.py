@@ -87,8 +87,22 @@ def make_plugin_manager(plugins: Iterable[PluginSpec] = (), core: bool = True) -
     pm = VirtscenarioPluginManager()
     for name in sorted(entries, reverse=True):
         plugin, builtin = entries[name]
-        pm.register_plugin(plugin, name, distribution="virtscenario" if builtin else name, builtin=builtin)
+        dist, version = _distribution(plugin) if not builtin else ("virtscenario", "")
+        pm.register_plugin(plugin, name, distribution=dist or name, version=version, builtin=builtin)
     return pm
+
+
+def _distribution(plugin: object) -> tuple[str, str]:
+    """The installed distribution of a plugin module (so provenance reads as on the CLI), if any."""
+    import types
+    if not isinstance(plugin, types.ModuleType):
+        return "", ""
+    from importlib import metadata
+    try:
+        names = metadata.packages_distributions().get(plugin.__name__.split(".")[0], [])
+        return (names[0], metadata.version(names[0])) if names else ("", "")
+    except Exception:  # noqa: BLE001 - provenance text only; never fail a test over it
+        return "", ""
 
 
 def installed_plugins() -> dict[str, PluginInfo]:

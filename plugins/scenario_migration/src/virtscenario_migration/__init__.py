@@ -1,0 +1,118 @@
+"""virtscenario-migration: a VM meant to live-migrate, written as a third-party plugin.
+
+Built only on :mod:`virtscenario.api`. Every choice removes something that ties
+a guest to one host (see README.md). With ``--set migration.hosts=URI,URI`` the
+CPU becomes the baseline libvirt computes across those hypervisors. The core's
+``migratable-vm`` rule (enabled by ``vm.migratable``) explains any ``--set``
+that would break migration. Imports stay cheap: lxml and libvirt are only
+imported when a ``migration`` VM is generated with ``migration.hosts``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from virtscenario.api import Choice, Scenario, SettingSpec, hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from virtscenario.api import BuildContext, Domain, Settings
+
+VIRTSCENARIO_API = (1, 0)
+NAME = "migration"
+PLUGIN = "virtscenario-migration"
+
+FORMATDOMAIN = "https://libvirt.org/formatdomain.html"
+CPU_DOC = FORMATDOMAIN + "#cpu-model-and-topology"
+MIGRATION_DOC = "https://libvirt.org/migration.html"
+VIRTIOFS = "https://libvirt.org/kbase/virtiofs.html"
+NOVA_SEV = "https://docs.openstack.org/nova/latest/admin/sev.html"
+HOSTS = "migration.hosts"
+
+
+def _c(key: str, value: Any, rationale: str, reference: str) -> Choice:
+    return Choice(key, value, rationale, reference)
+
+
+SCENARIO = Scenario(
+    name=NAME,
+    summary="A guest that live-migrates: portable CPU, cache=none disks on shared storage, nothing host-bound",
+    version="0.1.0",
+    description="Give every hypervisor of the pool with --set migration.hosts=URI,URI to get a custom CPU "
+                "they can all run (libvirt's hypervisor CPU baseline) instead of host-model.",
+    settings=(
+        _c("vm.migratable", True, "the VM is meant to move: the migratable-vm rule refuses host devices, "
+           "virtiofs, launch security, pinning, hugepages and non-migratable disk caches", MIGRATION_DOC),
+        _c("cpu.mode", "host-model", "libvirt transfers the complete host-model CPU definition on migration, "
+           "so the guest sees the same CPU on the destination; host-passthrough is only safe between identical "
+           "hosts (with migration.hosts: a custom baseline instead)", CPU_DOC),
+        _c("disk.cache", "none", "libvirt refuses to migrate disks with a cache other than none or directsync "
+           "(\"Migration may lead to data corruption\", qemu_migration.c): no dirty host page cache is left "
+           "behind on the source", FORMATDOMAIN + "#hard-drives-floppy-disks-cdroms"),
+        _c("filesystem.share", False, "virtiofs does not support migration (nor save or snapshots with memory)",
+           VIRTIOFS),
+        _c("launch_security.type", "none", "SEV/SEV-SNP/TDX guests cannot be live-migrated", NOVA_SEV),
+        _c("memory.hugepages", False, "static hugepages would have to be reserved on every destination first",
+           FORMATDOMAIN + "#memory-backing"),
+        _c("memory.locked", False, "locked memory needs a memlock allowance on every destination",
+           FORMATDOMAIN + "#memory-backing"),
+        _c("cpu.pinning", "none", "pinning names this host's CPU numbers, which mean nothing on another host",
+           FORMATDOMAIN + "#cpu-tuning"),
+        _c("tpm.model", "none", "no TPM: its swtpm state is per-host unless it lives on shared storage too",
+           FORMATDOMAIN + "#tpm-device"),
+    ),
+)
+
+SETTINGS = (
+    SettingSpec(HOSTS, "str", None,
+                "Comma-separated libvirt URIs of every host the VM may run on (e.g. qemu+ssh://h1/system,"
+                "qemu+ssh://h2/system): the CPU becomes their hypervisor CPU baseline",
+                rationale="unset: host-model, which libvirt carries over on migration",
+                reference="https://libvirt.org/manpages/virsh.html#hypervisor-cpu-baseline"),
+)
+
+
+@hookimpl
+def register_scenarios() -> Iterable[Scenario]:
+    return [SCENARIO]
+
+
+@hookimpl
+def register_settings() -> Iterable[SettingSpec]:
+    return SETTINGS
+
+
+@hookimpl
+def customize_model(domain: Domain, settings: Settings, context: BuildContext) -> None:
+    if context.scenario.name != NAME:
+        return
+    hosts = settings.value(HOSTS)
+    if hosts:
+        _apply_baseline(domain, hosts, context)
+    files = [d.source for d in domain.devices.disks if d.device == "disk" and d.source]
+    if files:
+        context.note(f"migration: disk {files[0]}{' and others' if len(files) > 1 else ''} must be on storage "
+                     "every host reaches at the same path (NFS, CephFS, a SAN; --set disk.directory=/shared/dir), "
+                     "or be copied with 'virsh migrate --copy-storage-all'", source=PLUGIN)
+
+
+def _apply_baseline(domain: Domain, hosts: str, context: BuildContext) -> None:
+    from virtscenario.api import model
+
+    from .baseline import compute, parse_uris
+    uris = parse_uris(hosts)
+    result = compute(uris, domain.type, domain.os.arch or "x86_64")
+    cpu = domain.cpu
+    cpu.mode = "custom"
+    cpu.model = result.model
+    cpu.model_fallback = "forbid"
+    cpu.check = "full"  # libvirt verifies the started guest got exactly this CPU
+    cpu.migratable = None
+    cpu.cache_mode = None if cpu.cache_mode == "passthrough" else cpu.cache_mode
+    user = [f for f in cpu.features if f.name not in {name for name, _p in result.features}]
+    cpu.features = [model.CpuFeature(name, policy) for name, policy in result.features] + user
+    context.note(f"migration: CPU {result.model} with {len(result.features)} feature(s): the migratable baseline "
+                 f"of {', '.join(uris)}", source=PLUGIN)
+    if result.machine and domain.os.machine != result.machine:
+        domain.os.machine = result.machine
+        context.note(f"migration: machine {result.machine}, the newest q35 every host offers (one versioned "
+                     "machine keeps the guest ABI identical on all hosts)", source=PLUGIN)
