@@ -121,13 +121,11 @@ marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
 import lxml.etree, click, pluggy, yaml
 mark("floor imports (lxml.etree, click, pluggy, yaml)")
-import importlib.metadata
-mark("import importlib.metadata")
 import virtscenario.cli, virtscenario.catalog, virtscenario.pipeline, virtscenario.build, virtscenario.render
 mark("import virtscenario (cli, catalog, pipeline, build, render)")
-from importlib import metadata
-eps = metadata.entry_points(group="virtscenario")
-mark("entry_points(group=virtscenario)")
+from virtscenario.entrypoints import entry_points
+eps = entry_points("virtscenario")
+mark("scan entry points (entry_points.txt, no importlib.metadata)")
 from virtscenario.catalog import Catalog
 cat = Catalog()
 mark("load plugins (get_plugin_manager)")

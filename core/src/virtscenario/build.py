@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid as uuidlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Optional
 
 from . import __version__
@@ -16,6 +16,7 @@ from . import model as m
 from .context import BuildContext
 from .errors import ConfigError
 from .hostinfo import format_cpulist, version_text
+from .records import FrozenRecord, Record, frozen_record, record
 from .types import HostInfo, Settings
 
 #: Default launch-security policies, as libvirt and virt-install document them.
@@ -27,8 +28,8 @@ TDX_POLICY = 0x10000000  # sept-ve-disable, QEMU's default (libvirt commit e919a
 LAUNCH_SECURITY_MIN_LIBVIRT = {"sev": 4_005_000, "sev-es": 8_000_000, "sev-snp": 10_005_000, "tdx": 11_006_000}
 
 
-@dataclass
-class Identity:
+@record
+class Identity(Record):
     """What must stay stable across regenerations of one VM (kept in its vm.yaml)."""
 
     uuid: str = ""
@@ -52,8 +53,8 @@ class Identity:
         return self.secret_uuids[image_path]
 
 
-@dataclass(frozen=True)
-class DiskPlan:
+@frozen_record
+class DiskPlan(FrozenRecord):
     """One disk of the VM: an image to create (size set) or an existing one."""
 
     path: str
@@ -71,8 +72,8 @@ class DiskPlan:
         return self.size is not None
 
 
-@dataclass(frozen=True)
-class NetPlan:
+@frozen_record
+class NetPlan(FrozenRecord):
     kind: str  # network|bridge|user
     source: str
     model: str

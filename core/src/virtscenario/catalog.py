@@ -7,12 +7,12 @@ conflict rule (first in call order wins) and records conflicts as notes.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from .errors import PluginError, VirtscenarioError
 from . import plugins
+from .errors import PluginError, VirtscenarioError
 from .plugins import VirtscenarioPluginManager
+from .records import FrozenRecord, frozen_record
 from .settings import SettingRegistry
 from .types import Choice, DomainRule, HostChange, HostCheck, HostRequirement, Note, Scenario, SettingSpec
 
@@ -20,8 +20,8 @@ CONFLICT_RULE = ("tryfirst before normal before trylast, then ascending plugin n
                  "disable one with VIRTSCENARIO_DISABLE_PLUGINS")
 
 
-@dataclass(frozen=True)
-class ProvidedScenario:
+@frozen_record
+class ProvidedScenario(FrozenRecord):
     scenario: Scenario
     plugin: str
     distribution: str

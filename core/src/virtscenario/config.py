@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
+from .records import Record, record
 
 TOP_KEYS = ("store", "settings", "scenarios")
 UPSTREAM_SECTIONS = ("config", "hypervisors", "emulator", "input", "architecture", "STORAGE_DATA",
                      "host_filesystem")
 
 
-@dataclass
-class UserConfig:
+@record
+class UserConfig(Record):
     path: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     per_scenario: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Optional
 
+from .records import Record, record
 from .types import Choice, DomainCaps, HostInfo, Note, Scenario
 
 
-@dataclass
-class BuildContext:
+@record
+class BuildContext(Record):
     """What the pipeline knows while it builds one VM.
 
     ``caps`` is ``None`` when generating offline (no ``--connect``); ``host`` is

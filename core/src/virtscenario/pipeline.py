@@ -9,7 +9,7 @@ postprocess_xml -> RelaxNG validation.
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,6 +20,7 @@ from .context import BuildContext
 from .errors import ConfigError, ValidationError, VirtscenarioError
 from .hostinfo import version_text
 from .model import Domain
+from .records import Record, record
 from .settings import resolve
 from .specs import DiskSpec, NetSpec, parse_network
 from .types import DomainCaps, HostInfo, HostRequirement, Note, Settings
@@ -29,8 +30,8 @@ OFFLINE_MAX_VCPUS = 4096  # QEMU's q35 limit with x2APIC (connected: domain capa
 MIN_MEMORY = 64 * MIB
 
 
-@dataclass
-class Request:
+@record
+class Request(Record):
     scenario: str
     name: str
     cli_settings: list[tuple[str, Any, str]] = field(default_factory=list)
@@ -47,8 +48,8 @@ class Request:
     inspect_images: bool = True
 
 
-@dataclass
-class Generated:
+@record
+class Generated(Record):
     provided: ProvidedScenario
     settings: Settings
     domain: Domain

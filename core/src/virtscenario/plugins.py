@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import pluggy
 
 from . import PROJECT_NAME, hookspecs
 from .errors import PluginError, VirtscenarioError
+from .records import FrozenRecord, frozen_record
 
 ENTRY_POINT_GROUP = "virtscenario"
 #: Distributions that ship in this repository; their plugins are "builtin".
@@ -21,8 +21,8 @@ BUILTIN_DISTRIBUTIONS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+@frozen_record
+class PluginInfo(FrozenRecord):
     """One row of ``virtscenario plugins list``."""
 
     name: str

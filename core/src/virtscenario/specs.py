@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Optional
 
 from .errors import ConfigError
+from .records import FrozenRecord, frozen_record
 from .units import parse_size
 
 _DISK_KEYS = ("path", "size", "format", "cache", "bus", "io", "discard", "device")
 _NET_KEYS = ("network", "bridge", "model", "mac", "queues")
 
 
-@dataclass(frozen=True)
-class DiskSpec:
+@frozen_record
+class DiskSpec(FrozenRecord):
     path: Optional[str] = None
     size: Optional[int] = None  # bytes
     format: Optional[str] = None
@@ -24,8 +24,8 @@ class DiskSpec:
     discard: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class NetSpec:
+@frozen_record
+class NetSpec(FrozenRecord):
     kind: str  # network|bridge|user
     source: str = ""
     model: Optional[str] = None

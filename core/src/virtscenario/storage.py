@@ -9,11 +9,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import VirtscenarioError
+from .records import FrozenRecord, frozen_record
 from .types import Settings
 
 LUKS_RETRIES = 5
@@ -21,8 +21,8 @@ LUKS_RETRIES = 5
 FLAKY_LUKS = "Unable to get accurate CPU usage"
 
 
-@dataclass(frozen=True)
-class ImageOptions:
+@frozen_record
+class ImageOptions(FrozenRecord):
     format: str
     options: tuple[str, ...]  # -o key=value items (without the encryption ones)
     encrypt: bool
