@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from virtscenario.catalog import Catalog
 from virtscenario.default_plugins import choices, rules
 from virtscenario.plugins import VirtscenarioPluginManager
@@ -68,3 +67,24 @@ def catalog_of() -> Callable[..., Catalog]:
 def store(tmp_path: Path) -> Path:
     path = tmp_path / "store"
     return path
+
+
+@pytest.fixture
+def run_cli(use_pm: Callable[[VirtscenarioPluginManager], None], capsys: pytest.CaptureFixture[str]) -> Callable:
+    """``run_cli(pm)`` gives ``invoke(*args) -> (exit code, stdout, stderr)`` running the real
+    ``virtscenario`` entry point (``cli.main``) in-process with the plugin manager ``pm``."""
+    from virtscenario.cli import main
+
+    def bind(pm: VirtscenarioPluginManager) -> Callable[..., tuple[int, str, str]]:
+        use_pm(pm)
+
+        def invoke(*args: str) -> tuple[int, str, str]:
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            out, err = capsys.readouterr()
+            return code, out, err
+        return invoke
+    return bind

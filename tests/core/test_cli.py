@@ -10,7 +10,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from lxml import etree
-
 from virtscenario.cli import cli, main
 from virtscenario.store import atomic_write
 
@@ -19,18 +18,8 @@ from . import demo_plugin
 
 
 @pytest.fixture
-def run(use_pm, capsys):
-    use_pm(make_pm(("demo", demo_plugin)))
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
+def run(run_cli):
+    return run_cli(make_pm(("demo", demo_plugin)))
 
 
 def tree(path: Path) -> dict[str, bytes]:
@@ -194,7 +183,6 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
 def test_exit_codes_from_commands_are_kept(use_pm, capsys):
     import click
-
     from virtscenario.api import hookimpl
 
     class Cmd:

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from virtscenario.cli import cli
 
 from ..conftest import make_pm

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-
 from virtscenario import hookspecs
 from virtscenario.catalog import Catalog
 from virtscenario.errors import ConfigError, ValidationError

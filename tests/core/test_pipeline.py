@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
 from virtscenario.api import DomainCaps, HostCpu, HostInfo, SevCaps, hookimpl
 from virtscenario.build import Identity
 from virtscenario.errors import ConfigError, PluginError, ValidationError, VirtscenarioError

@@ -7,7 +7,6 @@ import sys
 import zipfile
 
 import pytest
-
 from virtscenario.entrypoints import entry_points
 from virtscenario.model import Disk, Domain
 from virtscenario.types import Choice, Note

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
+from virtscenario.api import hookimpl
 from virtscenario.config import UserConfig, load_config
 from virtscenario.errors import ConfigError, PluginError
 from virtscenario.pipeline import resolve_settings
 from virtscenario.settings import SettingRegistry
 from virtscenario.types import Choice, Scenario, SettingSpec
-from virtscenario.api import hookimpl
 
 from . import demo_plugin
 

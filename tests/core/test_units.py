@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from virtscenario.errors import ConfigError
 from virtscenario.units import GIB, KIB, MIB, format_size, parse_size
 

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 from lxml import etree
-from virtscenario.cli import main
 
 from .support import plugin_manager
 
@@ -31,18 +30,8 @@ def _needs_qemu_img() -> None:
 
 
 @pytest.fixture
-def run(use_pm, capsys):
-    use_pm(plugin_manager())
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
+def run(run_cli):
+    return run_cli(plugin_manager())
 
 
 def info(path: Path) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 import tomllib
-from virtscenario import __version__
-from virtscenario import API_VERSION
+from virtscenario import API_VERSION, __version__
 from virtscenario.cli import main
 from virtscenario.errors import ConfigError
 from virtscenario.sdk import scaffold
