@@ -31,8 +31,8 @@ def _kib(nbytes: int) -> str:
 
 
 def _sub(parent: etree._Element, tag: str, text: Optional[str] = None, **attrs: Optional[str]) -> etree._Element:
-    el = _S(parent, tag, {k.replace("_", "-") if k != "type_" else "type": v
-                          for k, v in attrs.items() if v is not None})
+    # ``type_`` stands for ``type`` (a builtin); other names are libvirt's as written (detect_zeroes).
+    el = _S(parent, tag, {("type" if k == "type_" else k): v for k, v in attrs.items() if v is not None})
     if text is not None:
         el.text = text
     return el
