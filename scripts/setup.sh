@@ -2,7 +2,7 @@
 # Set up a development checkout of virtscenario: system packages, .venv, editable installs.
 #
 #   scripts/setup.sh            what the CLI needs (libvirt-python builds against the system libvirt)
-#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, pytest and ruff
+#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, pytest, ruff and mypy
 #
 # Idempotent: a second run installs nothing and takes about a second. Debian/Ubuntu
 # (apt), openSUSE/SLES (zypper) and Fedora/RHEL (dnf) are handled; as non-root, missing
@@ -163,7 +163,7 @@ done
 # binding never uses API the library lacks. Newer bindings also build, as a fallback.
 MAJOR_MINOR=$(echo "$LIBVIRT_VERSION" | cut -d. -f1,2)
 LIBVIRT_PIN="libvirt-python==${MAJOR_MINOR}.*"
-DEV_TOOLS=("pytest>=8" "ruff>=0.5")
+DEV_TOOLS=("pytest>=8" "ruff==0.17.6" "mypy==2.4.1")
 
 # Skip pip when nothing that affects the install changed (pyproject files, the
 # interpreter, the libvirt version, the tool list): editable installs follow the sources.

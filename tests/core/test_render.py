@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from lxml import etree
-
 from virtscenario import model as m
 from virtscenario.render import render_domain, to_bytes
 from virtscenario.validate import validate_tree

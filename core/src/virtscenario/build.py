@@ -168,18 +168,18 @@ def build_domain(settings: Settings, ctx: BuildContext, identity: Identity, disk
                                             readonly=readonly))
 
     queues_setting = s("network.queues")
-    for plan in nets:
-        queues = plan.queues if plan.queues is not None else queues_setting
+    for net in nets:
+        queues = net.queues if net.queues is not None else queues_setting
         if queues == 0:
             queues = min(dom.vcpus, 8)
-        if plan.kind == "user" and plan.model == "virtio" and queues and queues > 1:
+        if net.kind == "user" and net.model == "virtio" and queues and queues > 1:
             # libvirt refuses to start it: "multiqueue is not supported for network interfaces of type user".
             ctx.note(f"network.queues: user networking (slirp) has a single queue; the {queues} queues apply "
                      "to network= and bridge= interfaces only")
             queues = 1
-        nic = m.Interface(type=plan.kind, source=plan.source, mac=plan.mac, model=plan.model,  # type: ignore[arg-type]
-                          queues=queues if plan.model == "virtio" and queues and queues > 1 else None,
-                          iommu=iommu if plan.model == "virtio" else None)
+        nic = m.Interface(type=net.kind, source=net.source, mac=net.mac, model=net.model,  # type: ignore[arg-type]
+                          queues=queues if net.model == "virtio" and queues and queues > 1 else None,
+                          iommu=iommu if net.model == "virtio" else None)
         dev.interfaces.append(nic)
 
     if s("console.serial"):

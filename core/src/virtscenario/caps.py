@@ -171,4 +171,4 @@ def fetch(conn: Any, virt_type: str = "kvm", arch: str = "x86_64") -> tuple[Opti
 
 def _replace(caps: DomainCaps, **kw: Any) -> DomainCaps:
     from dataclasses import replace
-    return replace(caps, **kw)
+    return replace(caps, **kw)  # type: ignore[type-var]  # a records.FrozenRecord is a dataclass

@@ -175,9 +175,9 @@ def _write_vm(gen: Any, o: dict[str, Any], directory: Path, name: str) -> list[s
         atomic_write(directory / "domain.xml", gen.xml)
         atomic_write(directory / "vm.yaml", dump_yaml(record))
     except BaseException:
-        for path in created:
+        for made in created:
             try:
-                os.unlink(path)
+                os.unlink(made)
             except OSError:
                 pass
         if made_dir:

@@ -9,18 +9,29 @@ time, ~0.5 ms each here; with ~60 classes that was a quarter of a
 
 from __future__ import annotations
 
-from dataclasses import MISSING, FrozenInstanceError, dataclass
-from typing import Any
+import sys
+from dataclasses import MISSING, FrozenInstanceError, dataclass, field
+from typing import Any, Callable, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - type checkers only
+    def dataclass_transform(**_kw: Any) -> Callable[[Any], Any]:
+        return lambda f: f
+
+_T = TypeVar("_T", bound=type)
 
 _PLAIN = dataclass(init=False, eq=False, repr=False)
 _setattr = object.__setattr__
 
 
-def record(cls: type) -> type:
+@dataclass_transform(field_specifiers=(field,))
+def record(cls: _T) -> _T:
     if cls.__doc__ is None:
         # dataclass would build a docstring with inspect.signature(), the slowest part left.
         cls.__doc__ = f"{cls.__name__} record."
-    return _PLAIN(cls)
+    _PLAIN(cls)  # adds the fields in place (no slots), so cls itself is the record class
+    return cls
 
 
 frozen_record = record
