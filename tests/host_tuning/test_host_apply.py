@@ -36,7 +36,7 @@ def error_line(result):
 
 # -- round trips ----------------------------------------------------------------------------------------
 def test_apply_persist_revert_is_byte_exact(run_cli, make_host):
-    host = make_host(fakehost.amd_sev_disabled(ksm_run="1\n"))
+    host = make_host(fakehost.amd_sev_disabled(ksm_run="1\n", nodes=2))  # 2 nodes: merge_across_nodes matters
     before = fakehost.snapshot(host.root)
     result = apply(run_cli, host, "tcomp", "--yes", "--persist")
     assert result.exit_code == 0, result.output
@@ -89,7 +89,7 @@ def test_sev_apply_writes_modprobe_options_and_revert_removes_them(run_cli, make
 
 
 def test_tuned_backend_writes_a_profile_that_is_not_activated(run_cli, make_host):
-    host = make_host(fakehost.amd_sev())
+    host = make_host(fakehost.amd_sev(nodes=2))
     before = fakehost.snapshot(host.root)
     result = apply(run_cli, host, "tcomp", "--yes", "--backend", "tuned")
     assert result.exit_code == 0, result.output

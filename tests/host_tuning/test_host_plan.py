@@ -84,7 +84,7 @@ def test_conflict_rules_are_order_independent(catalog, make_host):
 
 
 def test_ksm_merge_across_nodes_is_changed_with_pages_unmerged_first(catalog, make_host):
-    host = make_host(fakehost.amd_sev(ksm_run="1\n"))
+    host = make_host(fakehost.amd_sev(ksm_run="1\n", nodes=2))
     plan = plan_for(catalog, host, "tcomp")
     steps = [(a.change.knob, a.change.current, a.change.target) for a in plan.actions
              if a.change.knob.startswith("ksm")]
@@ -95,6 +95,15 @@ def test_ksm_merge_across_nodes_is_changed_with_pages_unmerged_first(catalog, ma
     steps = [(a.change.knob, a.change.target, a.needed) for a in build_plan(reqs, host).actions]
     assert steps == [("ksm.run (unmerge first)", "2", True), ("ksm.merge_across_nodes", "0", True),
                      ("ksm.run", "1", True)]
+
+
+def test_ksm_merge_across_nodes_is_left_alone_on_one_node(catalog, make_host):
+    host = make_host(fakehost.amd_sev(ksm_run="1\n"))  # one NUMA node
+    plan = plan_for(catalog, host, "tcomp")
+    merge = by_knob(plan)["ksm.merge_across_nodes"]
+    assert merge.op == "advice" and (merge.change.current, merge.change.target) == ("1", "1")
+    assert "one NUMA node" in merge.change.reason
+    assert "ksm.run (unmerge first)" not in by_knob(plan)
 
 
 def test_ksm_missing_from_kernel_is_advice(catalog, make_host):

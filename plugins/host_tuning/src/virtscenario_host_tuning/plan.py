@@ -250,6 +250,13 @@ def _ksm(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> Non
             plan.advice("ksm.merge_across_nodes", "unavailable", merge_target,
                         "this kernel has no merge_across_nodes (built without NUMA)", d_merge.source, KSM_REF,
                         conflict=d_merge.conflict, path=merge_path)
+        elif len(facts.numa_nodes(host)) <= 1 and (sysfs.current(host, merge_path) or "") != merge_target:
+            # One node: KSM cannot merge across nodes, and changing the knob would unmerge every page.
+            merge_now = sysfs.current(host, merge_path) or ""
+            plan.advice("ksm.merge_across_nodes", merge_now, merge_now,
+                        f"one NUMA node: no page can be merged across nodes, so {merge_target} would change "
+                        "nothing; left as it is (changing it needs KSM stopped and unmerged)", d_merge.source,
+                        KSM_REF, conflict=d_merge.conflict, path=merge_path)
         else:
             merge_now = sysfs.current(host, merge_path) or ""
             if merge_now != merge_target and run_now != "2":
