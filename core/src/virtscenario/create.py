@@ -116,12 +116,17 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     click.echo(f"Wrote {directory / 'vm.yaml'}")
     for path in created:
         click.echo(f"Created image {path}")
+    given = _read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
     if o["define"] or o["start"]:
         if conn is None:
             conn, _c, _h, _v = _connect(DEFAULT_URI)
-        given = _read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
         define_and_start(conn, gen, directory, o["start"], given)
         click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {conn.getURI()}")
+    elif conn is not None and any(d.encrypted for d in gen.disks):
+        # Connected but not defining: still give libvirt the disk secrets, so a later
+        # 'virsh define domain.xml' finds them.
+        for uuid in define_secrets(conn, gen, directory, given):
+            click.echo(f"Defined libvirt secret {uuid} on {conn.getURI()}")
     _print_settings(gen, catalog)
     _print_plan(plan_changes)
 
@@ -212,9 +217,7 @@ def define_and_start(conn: Any, gen: Any, directory: Path, start: bool, passphra
     from .caps import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     try:
-        for disk in gen.disks:
-            if disk.encrypted:
-                _define_secret(conn, gen.identity.secret_uuid(disk.path), disk.path, directory, passphrase)
+        define_secrets(conn, gen, directory, passphrase)
         flags = getattr(libvirt, "VIR_DOMAIN_DEFINE_VALIDATE", 0)
         dom = conn.defineXMLFlags(gen.xml.decode(), flags)
         if start:
@@ -224,7 +227,23 @@ def define_and_start(conn: Any, gen: Any, directory: Path, start: bool, passphra
         raise LibvirtError(f"libvirt refused {gen.domain.name}: {libvirt_error_text(exc)}") from None
 
 
-def _define_secret(conn: Any, uuid: str, volume: str, directory: Path, passphrase: Optional[bytes]) -> None:
+def define_secrets(conn: Any, gen: Any, directory: Path, passphrase: Optional[bytes] = None) -> list[str]:
+    """Define the libvirt secret of every encrypted disk; returns their uuids."""
+    from .caps import libvirt_error_text, quiet_libvirt
+    libvirt = quiet_libvirt()
+    done = []
+    for disk in gen.disks:
+        if disk.encrypted:
+            uuid = gen.identity.secret_uuid(disk.path)
+            try:
+                if _define_secret(conn, uuid, disk.path, directory, passphrase):
+                    done.append(uuid)
+            except libvirt.libvirtError as exc:
+                raise LibvirtError(f"libvirt refused the secret for {disk.path}: {libvirt_error_text(exc)}") from None
+    return done
+
+
+def _define_secret(conn: Any, uuid: str, volume: str, directory: Path, passphrase: Optional[bytes]) -> bool:
     from lxml import etree
     secret_file = directory / "disk.secret"
     if passphrase is None and not secret_file.exists():
@@ -244,8 +263,9 @@ def _define_secret(conn: Any, uuid: str, volume: str, directory: Path, passphras
         # e.g. the test driver: the domain can still be defined, it only cannot open the image.
         click.echo(f"Warning: {conn.getURI()} has no secret driver: libvirt secret {uuid} for {volume} not "
                    "defined", err=True)
-        return
+        return False
     secret.setValue(passphrase if passphrase is not None else secret_file.read_bytes(), 0)
+    return True
 
 
 def _host_plan(catalog: Any, gen: Any, host_root: Any) -> list[Any]:
