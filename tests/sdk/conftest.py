@@ -28,3 +28,19 @@ def author_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
     """
     venv = make_venv(tmp_path_factory.mktemp("author") / "venv")
     yield venv
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli(*args) -> (exit code, stdout, stderr)``: the real entry point, in-process, installed plugins."""
+    from virtscenario.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return invoke

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from virtscenario.cli import main
 from virtscenario.errors import ConfigError, VirtscenarioError
 from virtscenario.sdk import pipcmd
 
@@ -32,16 +31,6 @@ def pip_calls(monkeypatch: pytest.MonkeyPatch) -> PipRecorder:
     return recorder
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_externally_managed_detection(tmp_path: Path) -> None:
     stdlib = tmp_path / "lib" / "python3.11"
     stdlib.mkdir(parents=True)
@@ -54,38 +43,38 @@ def test_externally_managed_detection(tmp_path: Path) -> None:
     assert pipcmd.externally_managed() is None
 
 
-def test_install_runs_pip_of_this_interpreter(pip_calls: PipRecorder, capsys, tmp_path: Path) -> None:
-    code, out, err = run_cli(capsys, "plugins", "install", "-U", "-e", str(tmp_path), "virtscenario-softrt",
+def test_install_runs_pip_of_this_interpreter(pip_calls: PipRecorder, cli, tmp_path: Path) -> None:
+    code, out, err = cli("plugins", "install", "-U", "-e", str(tmp_path), "virtscenario-softrt",
                              "virtscenario-migration==0.1.0")
     assert (code, err) == (0, "")
     assert pip_calls == [[sys.executable, "-m", "pip", "install", "--upgrade", "--editable", str(tmp_path),
                           "virtscenario-softrt", "virtscenario-migration==0.1.0"]]
     assert "virtscenario plugins list" in out
-    code, _out, err = run_cli(capsys, "plugins", "uninstall", "-y", "virtscenario-softrt")
+    code, _out, err = cli("plugins", "uninstall", "-y", "virtscenario-softrt")
     assert code == 0
     assert pip_calls[-1] == [sys.executable, "-m", "pip", "uninstall", "--yes", "virtscenario-softrt"]
-    run_cli(capsys, "plugins", "uninstall", "virtscenario-softrt")
+    cli("plugins", "uninstall", "virtscenario-softrt")
     assert pip_calls[-1] == [sys.executable, "-m", "pip", "uninstall", "virtscenario-softrt"]
 
 
-def test_pip_failure_is_one_line(pip_calls: PipRecorder, capsys) -> None:
+def test_pip_failure_is_one_line(pip_calls: PipRecorder, cli) -> None:
     pip_calls.code = 1
-    code, _out, err = run_cli(capsys, "plugins", "install", "virtscenario-nonexistent")
+    code, _out, err = cli("plugins", "install", "virtscenario-nonexistent")
     assert code == 1
     assert err == "Error: pip install failed (exit 1); nothing else was changed\n"
 
 
-def test_externally_managed_python_points_to_pipx_or_a_venv(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_externally_managed_python_points_to_pipx_or_a_venv(monkeypatch: pytest.MonkeyPatch, cli) -> None:
     called: list[Any] = []
     monkeypatch.setattr(pipcmd.subprocess, "run", lambda *a, **k: called.append(a))
     monkeypatch.setattr(pipcmd, "externally_managed", lambda: Path("/usr/lib/python3.11/EXTERNALLY-MANAGED"))
-    code, out, err = run_cli(capsys, "plugins", "install", "virtscenario-softrt")
+    code, out, err = cli("plugins", "install", "virtscenario-softrt")
     assert code == 1 and out == "" and called == []
     assert err.count("\n") == 1 and err.startswith("Error: ")
     assert "externally managed (PEP 668" in err
     assert "pipx inject virtscenario virtscenario-softrt" in err
     assert "python3 -m venv" in err
-    code, _out, err = run_cli(capsys, "plugins", "uninstall", "-y", "virtscenario-softrt")
+    code, _out, err = cli("plugins", "uninstall", "-y", "virtscenario-softrt")
     assert code == 1 and "pipx uninject virtscenario virtscenario-softrt" in err and called == []
 
 
@@ -94,8 +83,8 @@ def test_externally_managed_python_points_to_pipx_or_a_venv(monkeypatch: pytest.
     (("plugins", "uninstall", "-y", "virtscenario"), "Error: refusing to uninstall virtscenario itself"),
     (("plugins", "uninstall", "-y", "VirtScenario[libvirt]"), "Error: refusing to uninstall virtscenario itself"),
 ])
-def test_bad_requests_are_refused(pip_calls: PipRecorder, capsys, args: tuple[str, ...], message: str) -> None:
-    code, _out, err = run_cli(capsys, *args)
+def test_bad_requests_are_refused(pip_calls: PipRecorder, cli, args: tuple[str, ...], message: str) -> None:
+    code, _out, err = cli(*args)
     assert code == 1 and err.startswith(message) and err.count("\n") == 1
     assert pip_calls == []
 

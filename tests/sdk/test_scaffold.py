@@ -9,22 +9,11 @@ from typing import Any
 import pytest
 import tomllib
 from virtscenario import API_VERSION, __version__
-from virtscenario.cli import main
 from virtscenario.errors import ConfigError
 from virtscenario.sdk import scaffold
 from virtscenario.testing import render_scenario
 
 from .venvs import Venv
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("name", ["lab", "lab_2", "x" * 40])
@@ -33,8 +22,8 @@ def test_valid_names(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["Lab", "1lab", "lab-x", "", "x" * 41, "lab.x", "_lab"])
-def test_invalid_names_are_one_clear_line(name: str, capsys, tmp_path: Path) -> None:
-    code, out, err = run_cli(capsys, "plugin", "new", name, "--dir", str(tmp_path / "p"))
+def test_invalid_names_are_one_clear_line(name: str, cli, tmp_path: Path) -> None:
+    code, out, err = cli("plugin", "new", name, "--dir", str(tmp_path / "p"))
     assert code == 1 and out == ""
     assert err.count("\n") == 1
     assert err.startswith(f"Error: plugin name {name!r} must be lower-case letters, digits and underscores")
@@ -72,16 +61,16 @@ def test_generated_module_renders_through_the_pipeline(tmp_path: Path) -> None:
     assert result.validated and result.tree.findtext("vcpu") == "2"
 
 
-def test_scaffold_default_dir_and_no_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_scaffold_default_dir_and_no_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, _err = run_cli(capsys, "plugin", "new", "lab")
+    code, out, _err = cli("plugin", "new", "lab")
     project = tmp_path / "virtscenario-lab"
     assert code == 0 and f"Created {project}" in out
     assert (project / "src" / "virtscenario_lab" / "__init__.py").is_file()
     assert oct(project.stat().st_mode & 0o777) == "0o755"
     before = (project / "README.md").read_text()
     (project / "README.md").write_text("mine")
-    code, _out, err = run_cli(capsys, "plugin", "new", "lab")
+    code, _out, err = cli("plugin", "new", "lab")
     assert code == 1 and err == f"Error: {project} already exists and is not empty; choose another --dir\n"
     assert (project / "README.md").read_text() == "mine" and before != "mine"
     empty = tmp_path / "empty"

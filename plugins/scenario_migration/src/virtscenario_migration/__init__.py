@@ -10,7 +10,7 @@ imported when a ``migration`` VM is generated with ``migration.hosts``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from virtscenario.api import Choice, Scenario, SettingSpec, hookimpl
 
@@ -29,10 +29,6 @@ NOVA_SEV = "https://docs.openstack.org/nova/latest/admin/sev.html"
 HOSTS = "migration.hosts"
 
 
-def _c(key: str, value: Any, rationale: str, reference: str) -> Choice:
-    return Choice(key, value, rationale, reference)
-
-
 SCENARIO = Scenario(
     name=NAME,
     summary="A guest that live-migrates: portable CPU, cache=none disks on shared storage, nothing host-bound",
@@ -40,24 +36,24 @@ SCENARIO = Scenario(
     description="Give every hypervisor of the pool with --set migration.hosts=URI,URI to get a custom CPU "
                 "they can all run (libvirt's hypervisor CPU baseline) instead of host-model.",
     settings=(
-        _c("vm.migratable", True, "the VM is meant to move: the migratable-vm rule refuses host devices, "
+        Choice("vm.migratable", True, "the VM is meant to move: the migratable-vm rule refuses host devices, "
            "virtiofs, launch security, pinning, hugepages and non-migratable disk caches", MIGRATION_DOC),
-        _c("cpu.mode", "host-model", "libvirt transfers the complete host-model CPU definition on migration, "
+        Choice("cpu.mode", "host-model", "libvirt transfers the complete host-model CPU definition on migration, "
            "so the guest sees the same CPU on the destination; host-passthrough is only safe between identical "
            "hosts (with migration.hosts: a custom baseline instead)", CPU_DOC),
-        _c("disk.cache", "none", "libvirt refuses to migrate disks with a cache other than none or directsync "
+        Choice("disk.cache", "none", "libvirt refuses to migrate disks with a cache other than none or directsync "
            "(\"Migration may lead to data corruption\", qemu_migration.c): no dirty host page cache is left "
            "behind on the source", FORMATDOMAIN + "#hard-drives-floppy-disks-cdroms"),
-        _c("filesystem.share", False, "virtiofs does not support migration (nor save or snapshots with memory)",
+        Choice("filesystem.share", False, "virtiofs does not support migration (nor save or snapshots with memory)",
            VIRTIOFS),
-        _c("launch_security.type", "none", "SEV/SEV-SNP/TDX guests cannot be live-migrated", NOVA_SEV),
-        _c("memory.hugepages", False, "static hugepages would have to be reserved on every destination first",
+        Choice("launch_security.type", "none", "SEV/SEV-SNP/TDX guests cannot be live-migrated", NOVA_SEV),
+        Choice("memory.hugepages", False, "static hugepages would have to be reserved on every destination first",
            FORMATDOMAIN + "#memory-backing"),
-        _c("memory.locked", False, "locked memory needs a memlock allowance on every destination",
+        Choice("memory.locked", False, "locked memory needs a memlock allowance on every destination",
            FORMATDOMAIN + "#memory-backing"),
-        _c("cpu.pinning", "none", "pinning names this host's CPU numbers, which mean nothing on another host",
+        Choice("cpu.pinning", "none", "pinning names this host's CPU numbers, which mean nothing on another host",
            FORMATDOMAIN + "#cpu-tuning"),
-        _c("tpm.model", "none", "no TPM: its swtpm state is per-host unless it lives on shared storage too",
+        Choice("tpm.model", "none", "no TPM: its swtpm state is per-host unless it lives on shared storage too",
            FORMATDOMAIN + "#tpm-device"),
     ),
 )

@@ -30,10 +30,6 @@ TUNED_NETLAT = "https://github.com/redhat-performance/tuned/blob/master/profiles
 GIB_KIB = 1024 * 1024
 
 
-def _c(key: str, value: Any, rationale: str, reference: str) -> Choice:
-    return Choice(key, value, rationale, reference)
-
-
 SCENARIO = Scenario(
     name=NAME,
     summary="Soft real-time guest: vCPUs on isolated host CPUs, FIFO-scheduled, locked hugepage memory",
@@ -41,62 +37,62 @@ SCENARIO = Scenario(
     description="Pinning is computed from the host topology (--connect, --host-root, or the assumed host "
                 "softrt.host_*) and the same split gives the host's isolcpus/nohz_full/rcu_nocbs.",
     settings=(
-        _c("vm.vcpus", 2, "kbase: a Linux real-time guest needs at least 2 vCPUs, one of them non-real-time for "
+        Choice("vm.vcpus", 2, "kbase: a Linux real-time guest needs at least 2 vCPUs, one of them non-real-time for "
            "the guest's housekeeping and I/O", KBASE),
-        _c("cpu.mode", "host-passthrough", "kbase: the host CPU unchanged, so the guest sees the TSC and timer "
+        Choice("cpu.mode", "host-passthrough", "kbase: the host CPU unchanged, so the guest sees the TSC and timer "
            "features the RT path relies on (under TCG the core adapts it to maximum)", KBASE),
-        _c("cpu.topology", "cores", "kbase: the vCPUs are cores of one socket with one thread each: every vCPU "
+        Choice("cpu.topology", "cores", "kbase: the vCPUs are cores of one socket with one thread each: every vCPU "
            "has a physical core to itself, so the guest must not think two share one", KBASE),
-        _c("cpu.features", "tsc-deadline", "kbase requires the TSC-deadline LAPIC timer: the guest arms one-shot "
+        Choice("cpu.features", "tsc-deadline", "kbase requires the TSC-deadline LAPIC timer: the guest arms one-shot "
            "timers with a single MSR write", KBASE),
-        _c("cpu.housekeeping_cpus", 1, "tuned realtime: by default one core per socket (calc_isolated_cores:1) "
+        Choice("cpu.housekeeping_cpus", 1, "tuned realtime: by default one core per socket (calc_isolated_cores:1) "
            "keeps the host, the emulator threads, the iothread and IRQs; the rest is isolated", TUNED_RT),
-        _c("cpu.scheduler", "fifo", "kbase: <vcpusched scheduler='fifo'>: a vCPU thread is never preempted by "
+        Choice("cpu.scheduler", "fifo", "kbase: <vcpusched scheduler='fifo'>: a vCPU thread is never preempted by "
            "ordinary host tasks", KBASE),
-        _c("cpu.priority", 1, "kbase: priority 1, the lowest RT priority: the host's own RT kernel threads "
+        Choice("cpu.priority", 1, "kbase: priority 1, the lowest RT priority: the host's own RT kernel threads "
            "(tuned realtime-virtual-host: ksoftirqd FIFO 2, rcuc FIFO 4) still preempt it", KBASE),
-        _c("cpu.iothreads", 1, "disk I/O runs in an iothread pinned to housekeeping CPUs, off the RT vCPUs",
+        Choice("cpu.iothreads", 1, "disk I/O runs in an iothread pinned to housekeeping CPUs, off the RT vCPUs",
            FORMATDOMAIN + "#iothreads-allocation"),
-        _c("memory.hugepages", True, "kbase: guest RAM on static hugepages: no page faults, fewer TLB misses",
+        Choice("memory.hugepages", True, "kbase: guest RAM on static hugepages: no page faults, fewer TLB misses",
            KBASE),
-        _c("memory.hugepage_size", "1G", "kbase: 1 GiB pages (2 MiB when the host offers no 1 GiB pages or the "
+        Choice("memory.hugepage_size", "1G", "kbase: 1 GiB pages (2 MiB when the host offers no 1 GiB pages or the "
            "memory is not whole GiB)", KBASE),
-        _c("memory.locked", True, "kbase: <locked/>: the host never swaps or reclaims guest memory", KBASE),
-        _c("memory.nosharepages", True, "kbase: <nosharepages/>: KSM never merges guest pages (a write to a "
+        Choice("memory.locked", True, "kbase: <locked/>: the host never swaps or reclaims guest memory", KBASE),
+        Choice("memory.nosharepages", True, "kbase: <nosharepages/>: KSM never merges guest pages (a write to a "
            "merged page is a copy-on-write fault)", KBASE),
-        _c("memory.hard_limit_overhead", "1GiB", "locked memory needs a memtune hard_limit (libvirt docs); guest "
+        Choice("memory.hard_limit_overhead", "1GiB", "locked memory needs a memtune hard_limit (libvirt docs); guest "
            "RAM + 1 GiB is the allowance libvirt itself uses for locked VFIO guests",
            FORMATDOMAIN + "#memory-backing"),
-        _c("memory.balloon", "none", "kbase: <memballoon model='none'/>: no balloon driver reclaiming or polling "
+        Choice("memory.balloon", "none", "kbase: <memballoon model='none'/>: no balloon driver reclaiming or polling "
            "memory", KBASE),
-        _c("features.kvm_hint_dedicated", True, "KVM_HINTS_REALTIME: the guest learns its vCPUs are never "
+        Choice("features.kvm_hint_dedicated", True, "KVM_HINTS_REALTIME: the guest learns its vCPUs are never "
            "preempted for long (pinned, isolated, FIFO), so it spins instead of using paravirtual yields",
            "https://docs.kernel.org/virt/kvm/x86/cpuid.html"),
-        _c("features.pmu", False, "kbase: <pmu state='off'/>: no PMU MSR traffic on guest context switches",
+        Choice("features.pmu", False, "kbase: <pmu state='off'/>: no PMU MSR traffic on guest context switches",
            KBASE),
-        _c("clock.hpet", False, "the emulated HPET traps to QEMU on every access; with TSC-deadline timers the "
+        Choice("clock.hpet", False, "the emulated HPET traps to QEMU on every access; with TSC-deadline timers the "
            "guest does not need it", FORMATDOMAIN + "#time-keeping"),
-        _c("clock.kvmclock", True, "kvmclock reads time without an exit; tuned realtime-virtual-host keeps it "
+        Choice("clock.kvmclock", True, "kvmclock reads time without an exit; tuned realtime-virtual-host keeps it "
            "quiet on the host (kvm kvmclock_periodic_sync=0)", TUNED_RTVH),
-        _c("clock.pit_tickpolicy", "delay", "missed PIT ticks are delivered late instead of in catch-up bursts "
+        Choice("clock.pit_tickpolicy", "delay", "missed PIT ticks are delivered late instead of in catch-up bursts "
            "that would stack latency", FORMATDOMAIN + "#time-keeping"),
-        _c("usb.controller", "none", "kbase: <controller type='usb' model='none'/>: no USB controller to emulate",
+        Choice("usb.controller", "none", "kbase: <controller type='usb' model='none'/>: no USB controller to emulate",
            KBASE),
-        _c("input.tablet", False, "no USB tablet (no USB controller, no display)", KBASE),
-        _c("sound.model", "none", "no audio device and its timer-driven emulation", KBASE),
-        _c("graphics.type", "none", "kbase: graphics are optional; reach the guest over SSH or the serial console",
+        Choice("input.tablet", False, "no USB tablet (no USB controller, no display)", KBASE),
+        Choice("sound.model", "none", "no audio device and its timer-driven emulation", KBASE),
+        Choice("graphics.type", "none", "kbase: graphics are optional; reach the guest over SSH or the serial console",
            KBASE),
-        _c("console.serial", True, "kbase: the serial console is the remote access that needs no display", KBASE),
-        _c("disk.cache", "none", "O_DIRECT: no host page-cache writeback on the guest's I/O path",
+        Choice("console.serial", True, "kbase: the serial console is the remote access that needs no display", KBASE),
+        Choice("disk.cache", "none", "O_DIRECT: no host page-cache writeback on the guest's I/O path",
            FORMATDOMAIN + "#hard-drives-floppy-disks-cdroms"),
-        _c("disk.io", "native", "Linux AIO with cache=none: requests go to the device without a thread pool hop",
+        Choice("disk.io", "native", "Linux AIO with cache=none: requests go to the device without a thread pool hop",
            FORMATDOMAIN + "#hard-drives-floppy-disks-cdroms"),
     ),
     host=(
-        _c("host.hugepages", True, "kbase: most host RAM as hugepages for the RT guests", KBASE),
-        _c("host.ksm", "off", "tuned realtime-virtual-host stops KSM (ksm/run=2): no page scanning on the host",
+        Choice("host.hugepages", True, "kbase: most host RAM as hugepages for the RT guests", KBASE),
+        Choice("host.ksm", "off", "tuned realtime-virtual-host stops KSM (ksm/run=2): no page scanning on the host",
            TUNED_RTVH),
-        _c("host.thp", "never", "tuned network-latency (parent of realtime): no khugepaged compaction stalls",
+        Choice("host.thp", "never", "tuned network-latency (parent of realtime): no khugepaged compaction stalls",
            TUNED_NETLAT),
     ),
 )
