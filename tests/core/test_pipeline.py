@@ -141,6 +141,21 @@ def test_pinning_uses_host_topology(catalog_of, tmp_path):
     assert any("vCPUs are not pinned" in n.message for n in g.notes)
 
 
+def test_pinning_keeps_memory_on_the_vcpus_numa_node(catalog_of, tmp_path):
+    # 2 sockets = 2 nodes, 4 cores each, no SMT: housekeeping takes core 0 of each socket.
+    cpus = tuple(HostCpu(i, i % 4, i // 4, i // 4) for i in range(8))
+    host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
+    settings = [("cpu.pinning", "auto", "--set"), ("vm.vcpus", "3", "--vcpus")]
+    root = etree.fromstring(gen(catalog_of, tmp_path, host=host, cli_settings=settings).xml)
+    assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2", "3"]
+    assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
+    assert root.find("numatune/memory").attrib == {"mode": "preferred", "nodeset": "0"}
+    wide = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
+                                                               ("vm.vcpus", "5", "--vcpus")])
+    assert etree.fromstring(wide.xml).find("numatune") is None
+    assert any("span NUMA nodes 0-1" in n.message for n in wide.notes)
+
+
 def test_disks_networks_cdrom(catalog_of, tmp_path):
     iso = tmp_path / "install.iso"
     iso.write_bytes(b"\0" * 2048)

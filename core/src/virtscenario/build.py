@@ -315,6 +315,17 @@ def _pinning(dom: m.Domain, settings: Settings, host: Optional[HostInfo], ctx: B
     tune.emulatorpin = format_cpulist(house)
     for iothread in range(1, dom.iothreads + 1):
         tune.iothreadpin.append(m.Pin(iothread, format_cpulist(house)))
+    node_of = {c.id: c.node for c in host.cpus}
+    nodes = {node_of[cpu] for cpu in dedicated[:dom.vcpus]}
+    if len(host.nodes) > 1 and len(nodes) == 1 and dom.numatune is None:
+        # Keep memory on the node of the pinned vCPUs. 'preferred', not 'strict': the host's
+        # hugepage pool is not reserved per node by default, and strict would refuse to start then.
+        node = nodes.pop()
+        dom.numatune = m.NumaTune(mode="preferred", nodeset=str(node))
+        ctx.note(f"cpu.pinning=auto: vCPUs on NUMA node {node}; guest memory preferred from that node")
+    elif len(nodes) > 1:
+        ctx.note(f"cpu.pinning=auto: the vCPUs span NUMA nodes {format_cpulist(sorted(nodes))}; memory is not "
+                 "bound (a guest NUMA topology would be needed)", "warning")
 
 
 def _os(dom: m.Domain, settings: Settings, machine: str, launch_security: str, has_cdrom: bool) -> None:
