@@ -401,3 +401,17 @@ def test_host_root_keeps_every_access_inside_the_root(run_cli, make_host, tmp_pa
     assert any(p.endswith("etc/tuned/virtscenario-tsec/tuned.conf") or "virtscenario-tsec" in p for p in inside)
     assert Path("/proc/sys/vm/swappiness").read_bytes() == real_swappiness
     assert real_journal.exists() == journal_existed
+
+
+def test_concurrent_apply_or_revert_is_refused(run_cli, make_host):
+    host = make_host(fakehost.amd_sev_disabled(ksm_run="1\n"))
+    before = fakehost.snapshot(host.root)
+    assert apply(run_cli, host, "tcomp", "--yes").exit_code == 0
+    applied = fakehost.snapshot(host.root)
+    with engine.host_lock(host):  # another run holds the lock (a separate open file description)
+        for result in (apply(run_cli, host, "tdesk", "--yes"), revert(run_cli, host, "--yes")):
+            assert result.exit_code == 1
+            assert "another 'virtscenario host apply' or 'revert' is running" in error_line(result)
+        assert fakehost.snapshot(host.root) == applied
+    assert revert(run_cli, host, "--yes").exit_code == 0  # lock released: it works
+    assert fakehost.snapshot(host.root) == before

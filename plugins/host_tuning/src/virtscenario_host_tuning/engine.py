@@ -30,13 +30,15 @@ after writing it the file is read again and must equal ``before`` byte for byte
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from . import facts, sysfs
 
@@ -161,8 +163,35 @@ def _mount(host: Any, step: Step) -> None:
         raise sysfs.WriteError(f"mount {step.path}: not in /proc/mounts after mounting")
 
 
+@contextlib.contextmanager
+def host_lock(host: Any) -> Iterator[None]:
+    """One apply or revert at a time: an advisory flock on /var/lib (or the host root).
+
+    A directory that always exists is locked, rather than a lock file, so the lock
+    neither writes to the host nor races with revert removing the journal directory.
+    """
+    target = host.path("/var/lib")
+    if not target.is_dir():
+        target = host.path("/")
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EngineError(f"another 'virtscenario host apply' or 'revert' is running (lock on {target}); "
+                              "nothing changed") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
 def apply_steps(host: Any, steps: list[Step], meta: dict[str, Any]) -> dict[str, Any]:
     """Journal, then change; roll back this run's changes when one fails. Returns the journal."""
+    with host_lock(host):
+        return _apply_steps(host, steps, meta)
+
+
+def _apply_steps(host: Any, steps: list[Step], meta: dict[str, Any]) -> dict[str, Any]:
     previous = load_journal(host)
     journal_file = journal_path(host)
     previous_bytes = journal_file.read_bytes() if journal_file.exists() else None
@@ -282,6 +311,11 @@ def _ksm_unmerge(host: Any) -> None:
 
 def revert(host: Any) -> tuple[int, list[str]]:
     """Restore the journal. Returns (entries restored, notes); raises when some could not be restored."""
+    with host_lock(host):
+        return _revert(host)
+
+
+def _revert(host: Any) -> tuple[int, list[str]]:
     journal = load_journal(host)
     if journal is None or not journal["entries"]:
         return 0, []
