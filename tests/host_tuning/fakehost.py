@@ -50,6 +50,7 @@ class HostSpec:
     })
     thp_enabled: str = "always [madvise] never\n"
     thp_defrag: str = "always defer defer+madvise [madvise] never\n"
+    thp_shmem: Optional[str] = "always within_size advise [never] deny force\n"  # None: an older kernel
     ksm: bool = True
     ksm_run: str = "0\n"
     merge_across_nodes: Optional[str] = "1\n"
@@ -148,6 +149,8 @@ def build(root: Path, spec: HostSpec) -> Path:
     put("/sys/devices/system/node/has_memory", f"0-{spec.nodes - 1}\n" if spec.nodes > 1 else "0\n")
     put("/sys/kernel/mm/transparent_hugepage/enabled", spec.thp_enabled)
     put("/sys/kernel/mm/transparent_hugepage/defrag", spec.thp_defrag)
+    if spec.thp_shmem is not None:
+        put("/sys/kernel/mm/transparent_hugepage/shmem_enabled", spec.thp_shmem)
     if spec.ksm:
         put("/sys/kernel/mm/ksm/run", spec.ksm_run)
         put("/sys/kernel/mm/ksm/pages_shared", "0\n")

@@ -333,3 +333,15 @@ def test_all_vms_counts_every_vm_in_the_store(run_cli, make_host, tmp_path):
     hp = [c for c in data["changes"] if c["knob"] == "hugepages.2M"][0]
     assert hp["target"] == str(2 * 3 * 512)  # two stored 3 GiB VMs; no extra prospective VM of tcomp
     assert "c1 (3GiB), c2 (3GiB)" in hp["reason"]
+
+
+def test_thp_shmem_for_memfd_guest_ram(make_host):
+    host = make_host(fakehost.amd_sev())
+    plan = build_plan([req("host.thp_shmem", "advise", "desk"), req("host.thp_shmem", "always", "other")], host)
+    action = by_knob(plan)["thp.shmem_enabled"]
+    assert (action.change.current, action.change.target) == ("never", "advise") and action.needed
+    assert action.change.path == "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+    assert "least aggressive wins: never > advise" in action.change.conflict
+    old_kernel = make_host(fakehost.amd_sev(thp_shmem=None))
+    gone = by_knob(build_plan([req("host.thp_shmem", "advise", "desk")], old_kernel))["thp.shmem_enabled"]
+    assert gone.op == "advice" and gone.change.current == "unavailable"

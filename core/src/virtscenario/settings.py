@@ -223,6 +223,8 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
        reference="https://docs.kernel.org/admin-guide/mm/transhuge.html"),
     _s("host.thp_defrag", "choice", None, "Transparent hugepages defrag mode", "always", "defer", "defer+madvise",
        "madvise", "never", reference="https://docs.kernel.org/admin-guide/mm/transhuge.html"),
+    _s("host.thp_shmem", "choice", None, "Transparent hugepages for shared memory (memfd, tmpfs)", "always",
+       "within_size", "advise", "never", reference="https://docs.kernel.org/admin-guide/mm/transhuge.html"),
     _s("host.ksm", "choice", None, "Kernel samepage merging", "on", "off",
        reference="https://docs.kernel.org/admin-guide/mm/ksm.html"),
     _s("host.ksm_merge_across_nodes", "bool", None, "KSM merges pages across NUMA nodes",

@@ -52,6 +52,8 @@ RULES: dict[str, Rule] = {
     "host.thp": Rule(_first_in(["never", "madvise", "always"]),
                      "least aggressive wins: never > madvise > always (QEMU madvises guest RAM, so madvise "
                      "still gives every VM transparent hugepages)"),
+    "host.thp_shmem": Rule(_first_in(["never", "advise", "within_size", "always"]),
+                           "least aggressive wins: never > advise > within_size > always"),
     "host.thp_defrag": Rule(_first_in(["never", "defer", "defer+madvise", "madvise", "always"]),
                             "fewest allocation stalls win: never > defer > defer+madvise > madvise > always"),
     "host.io_scheduler": Rule(_first_in(["mq-deadline", "bfq", "kyber", "none"]),
@@ -216,14 +218,17 @@ def _tunable(plan: Plan, host: Any, knob: str, path: str, target: str, d: Decisi
 
 # -- THP, KSM, swappiness, IO scheduler -------------------------------------------------------------
 def _thp(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> None:
+    # tuned's [vm] plugin knows enabled and defrag; shmem_enabled goes through [sysfs].
     for key, name, knob, tuned_opt in (("host.thp", "enabled", "thp.enabled", "transparent_hugepages"),
-                                       ("host.thp_defrag", "defrag", "thp.defrag", "transparent_hugepage.defrag")):
+                                       ("host.thp_defrag", "defrag", "thp.defrag", "transparent_hugepage.defrag"),
+                                       ("host.thp_shmem", "shmem_enabled", "thp.shmem_enabled", "")):
         d = decide(key, by_key.get(key, []))
         if d is None:
             continue
         path = f"{facts.THP_DIR}/{name}"
         value = show(d.value)
-        _tunable(plan, host, knob, path, value, d, persist=("tmpfiles", path, value), tuned=("vm", tuned_opt, value))
+        tuned = ("vm", tuned_opt, value) if tuned_opt else ("sysfs", path, value)
+        _tunable(plan, host, knob, path, value, d, persist=("tmpfiles", path, value), tuned=tuned)
 
 
 def _ksm(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> None:

@@ -269,7 +269,12 @@ HOST = (
     Choice("host.thp", "madvise",
            "QEMU madvises guest RAM for transparent hugepages, so 'madvise' gives VMs huge pages without "
            "forcing them (and compaction stalls) on every desktop application; upstream forced 'always'. "
-           "The memfd RAM of the share follows shmem_enabled, which this key does not set",
+           "The memfd RAM of the share follows shmem_enabled (host.thp_shmem)",
+           f"{KERNEL_MM}/transhuge.html"),
+    Choice("host.thp_shmem", "advise",
+           "this desktop's RAM is a memfd (shared, for virtiofs), which follows shmem_enabled, not 'enabled': "
+           "the kernel default 'never' would ignore QEMU's MADV_HUGEPAGE and back all guest RAM with 4 KiB "
+           "pages; 'advise' honours it without giving huge pages to every tmpfs file",
            f"{KERNEL_MM}/transhuge.html"),
     Choice("host.ksm", "off",
            "KSM merges only private anonymous memory: this desktop's memfd-shared RAM is never merged, so "
