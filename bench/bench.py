@@ -95,8 +95,8 @@ def time_processes(cmds: dict[str, list[str]], rounds: int, env: dict[str, str],
 
 def in_process(scenario: str, count: int) -> dict[str, float]:
     """Generate + validate ``count`` VMs with one Catalog, as a long-running caller would."""
-    from virtscenario.catalog import Catalog
-    from virtscenario.pipeline import Request, generate
+    from virtscenario.domain.generate import Request, generate
+    from virtscenario.plugin.hooks import Catalog
     with tempfile.TemporaryDirectory() as store:
         t0 = time.perf_counter()
         catalog = Catalog()
@@ -121,20 +121,20 @@ marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
 import lxml.etree, click, pluggy, yaml
 mark("floor imports (lxml.etree, click, pluggy, yaml)")
-import virtscenario.cli, virtscenario.catalog, virtscenario.pipeline, virtscenario.build, virtscenario.render
+import virtscenario.cli.app, virtscenario.catalog, virtscenario.pipeline, virtscenario.build, virtscenario.render
 mark("import virtscenario (cli, catalog, pipeline, build, render)")
-from virtscenario.entrypoints import entry_points
+from virtscenario.plugin.discovery import entry_points
 eps = entry_points("virtscenario")
 mark("scan entry points (entry_points.txt, no importlib.metadata)")
-from virtscenario.catalog import Catalog
+from virtscenario.plugin.hooks import Catalog
 cat = Catalog()
 mark("load plugins (get_plugin_manager)")
 cat.scenario(sys.argv[1])
 mark("register scenarios and settings")
-from virtscenario.validate import load_schema
+from virtscenario.domain.validate import load_schema
 load_schema()
 mark("load the RelaxNG schema")
-from virtscenario.pipeline import Request, generate
+from virtscenario.domain.generate import Request, generate
 generate(Request(scenario=sys.argv[1], name="b", store_root=Path(tempfile.gettempdir())), cat)
 mark("generate + validate one VM")
 print(json.dumps([(b[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]))

@@ -6,24 +6,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from virtscenario.catalog import Catalog
-from virtscenario.default_plugins import choices, rules
-from virtscenario.plugins import VirtscenarioPluginManager
+from virtscenario.plugin.hooks import Catalog
+from virtscenario.plugin.manager import VirtscenarioPluginManager
+from virtscenario.testing import make_plugin_manager
 
 
 def make_pm(*plugins: Any, defaults: bool = True) -> VirtscenarioPluginManager:
-    """A plugin manager holding the core defaults (optionally) and exactly ``plugins``.
-
-    Each plugin is an object or module, or a ``(name, object)`` pair.
-    """
-    pm = VirtscenarioPluginManager()
-    if defaults:
-        pm.register_plugin(rules, "core_rules", "virtscenario", builtin=True)
-        pm.register_plugin(choices, "core_choices", "virtscenario", builtin=True)
-    for i, plugin in enumerate(plugins):
-        name, obj = plugin if isinstance(plugin, tuple) else (getattr(plugin, "__name__", f"plugin{i}"), plugin)
-        pm.register_plugin(obj, name)
-    return pm
+    """A plugin manager holding the core's essential plugins (optionally) and exactly ``plugins``
+    (objects, modules, or ``(name, object)`` pairs): the SDK's own factory, so tests and plugin
+    authors build plugin managers the same way."""
+    return make_plugin_manager(plugins, core=defaults)
 
 
 @pytest.fixture
@@ -42,20 +34,24 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.delenv("VIRTSCENARIO_DISABLE_PLUGINS", raising=False)
 
 
+def patch_plugin_manager(monkeypatch: pytest.MonkeyPatch, pm: VirtscenarioPluginManager) -> None:
+    """Make the CLI (and Catalog()) use ``pm``; commands plugins add do not leak into other tests."""
+    import virtscenario.cli.app
+    import virtscenario.cli.commands.host
+    import virtscenario.plugin.manager
+
+    monkeypatch.setattr(virtscenario.plugin.manager, "get_plugin_manager", lambda: pm)
+    # The root group and the built-in host group (which plugins extend) on copies of their tables.
+    monkeypatch.setattr(virtscenario.cli.app.cli, "commands", dict(virtscenario.cli.app.cli.commands))
+    monkeypatch.setattr(virtscenario.cli.app.cli, "_plugins_loaded", False, raising=False)
+    host = virtscenario.cli.commands.host.host_group
+    monkeypatch.setattr(host, "commands", dict(host.commands))
+
+
 @pytest.fixture
 def use_pm(monkeypatch: pytest.MonkeyPatch) -> Callable[[VirtscenarioPluginManager], None]:
     """Make the CLI (and Catalog()) use the given plugin manager."""
-    import virtscenario.catalog
-    import virtscenario.cli
-    import virtscenario.plugins
-
-    def apply(pm: VirtscenarioPluginManager) -> None:
-        monkeypatch.setattr(virtscenario.plugins, "get_plugin_manager", lambda: pm)
-        # Commands added by register_commands must not leak into other tests.
-        monkeypatch.setattr(virtscenario.cli.cli, "commands", dict(virtscenario.cli.cli.commands))
-        monkeypatch.setattr(virtscenario.cli.cli, "_plugins_loaded", False, raising=False)
-
-    return apply
+    return lambda pm: patch_plugin_manager(monkeypatch, pm)
 
 
 @pytest.fixture
@@ -73,7 +69,7 @@ def store(tmp_path: Path) -> Path:
 def run_cli(use_pm: Callable[[VirtscenarioPluginManager], None], capsys: pytest.CaptureFixture[str]) -> Callable:
     """``run_cli(pm)`` gives ``invoke(*args) -> (exit code, stdout, stderr)`` running the real
     ``virtscenario`` entry point (``cli.main``) in-process with the plugin manager ``pm``."""
-    from virtscenario.cli import main
+    from virtscenario.cli.app import main
 
     def bind(pm: VirtscenarioPluginManager) -> Callable[..., tuple[int, str, str]]:
         use_pm(pm)

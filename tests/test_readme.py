@@ -106,7 +106,7 @@ def _overview_lines() -> list[str]:
 
 
 def test_cli_overview_names_real_commands_and_options() -> None:
-    from virtscenario.cli import cli
+    from virtscenario.cli.app import cli
     checked = 0
     for line in _overview_lines():
         words = line.split()[1:]
@@ -157,3 +157,19 @@ def test_completion_offers_scenario_names() -> None:
                COMP_CWORD="2")
     proc = subprocess.run([CLI], env=env, capture_output=True, text=True, timeout=60)
     assert "desktop" in [line.split(",", 1)[1] for line in proc.stdout.splitlines() if "," in line]
+
+
+def test_layout_map_names_every_section_and_its_keys() -> None:
+    """A newcomer finds the module owning a key from the README: every section module is listed
+    with the key prefixes it owns."""
+    from virtscenario.domain.sections import SECTIONS
+    block = README[README.index("## Where things live"):README.index("## Documentation")]
+    for section in SECTIONS:
+        name = section.__name__.rsplit(".", 1)[1]
+        assert f"{name}.py" in block, f"README's layout map does not list sections/{name}.py"
+        entry = block[block.index(f"{name}.py"):]
+        entry = entry[:entry.index(".py", len(name) + 3)] if ".py" in entry[len(name) + 3:] else entry
+        for spec in section.SPECS:
+            prefix = spec.key.split(".")[0] + "."
+            assert spec.key in entry or f"{prefix}*" in entry or f"{spec.key.rsplit('_', 1)[0]}_*" in entry, \
+                f"README's entry for sections/{name}.py does not name {spec.key} (or {prefix}*)"

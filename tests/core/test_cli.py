@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from lxml import etree
-from virtscenario.cli import cli, main
-from virtscenario.store import atomic_write
+from virtscenario.cli.app import cli, main
+from virtscenario.vm.store import atomic_write
 
 from ..conftest import make_pm
 from . import demo_plugin
@@ -77,13 +77,13 @@ def test_create_makes_images_with_qemu_img(run, tmp_path):
                          "--disk", "size=512M,format=raw", "--set", "disk.cluster_size=128K",
                          "--set", "disk.lazy_refcounts=on")
     assert code == 0, err
-    from virtscenario.storage import image_info
+    from virtscenario.vm.images import image_info
     qcow = image_info(str(tmp_path / "img/img.qcow2"))
     assert qcow["virtual-size"] == 2**30 and qcow["cluster-size"] == 128 * 1024
     assert qcow["format-specific"]["data"]["lazy-refcounts"] is True
     raw = image_info(str(tmp_path / "img/img-1.raw"))
     assert raw["format"] == "raw" and raw["virtual-size"] == 512 * 2**20
-    assert "raw images have no cluster_size: ignored" in err
+    assert "disk.cluster_size=128KiB has no effect here" in err and "img-1.raw is a raw image" in err
 
 
 BAD = [
@@ -137,7 +137,8 @@ def test_scenarios_show_json_and_markdown(run):
     data = json.loads(out)
     assert code == 0 and data["scenario"] == "demo"
     by_key = {s["key"]: s for s in data["settings"]}
-    assert set(by_key["vm.vcpus"]) == {"key", "value", "source", "rationale", "reference"}
+    assert set(by_key["vm.vcpus"]) == {"key", "value", "layer", "origin", "source", "rationale", "reference"}
+    assert (by_key["vm.vcpus"]["layer"], by_key["vm.vcpus"]["origin"]) == ("flag", "--set vm.vcpus")
     assert by_key["vm.vcpus"]["value"] == 3 and by_key["vm.vcpus"]["source"] == "flag --set vm.vcpus"
     code, out, _ = run("scenarios", "show", "demo", "--format", "markdown")
     assert out.startswith("## demo 1.2") and "| key | value | source | rationale | reference |" in out

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from click.testing import CliRunner
-from virtscenario.cli import cli
+from virtscenario.cli.app import cli
 
 from ..conftest import make_pm
 

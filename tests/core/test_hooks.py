@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from virtscenario import hookspecs
-from virtscenario.catalog import Catalog
+from virtscenario.domain.generate import Request, generate
 from virtscenario.errors import ConfigError, ValidationError
-from virtscenario.hostroot import HostRoot
-from virtscenario.pipeline import Request, generate
-from virtscenario.types import DomainCaps
+from virtscenario.host.hypervisor import DomainCaps
+from virtscenario.host.root import HostRoot
+from virtscenario.plugin import hookspecs
+from virtscenario.plugin.hooks import Catalog
 
 from ..conftest import make_pm
 from . import demo_plugin
@@ -82,8 +82,8 @@ def test_hook_register_scenarios(tmp_path):
 def test_hook_register_settings(tmp_path):
     cat = Catalog(make_pm(("lab", example("register_scenarios")), ("ttl", example("register_settings"))))
     assert cat.registry.spec("lab.ttl_days").default == 7
-    from virtscenario.config import UserConfig
-    from virtscenario.pipeline import resolve_settings
+    from virtscenario.settings.resolve import resolve_scenario as resolve_settings
+    from virtscenario.settings.userfile import UserConfig
     _, settings = resolve_settings(cat, "lab", UserConfig(), [("lab.ttl_days", "30", "--set lab.ttl_days")])
     assert settings["lab.ttl_days"].value == 30 and settings["lab.ttl_days"].source == "flag --set lab.ttl_days"
     with pytest.raises(ConfigError, match="above the maximum 365"):
@@ -94,8 +94,8 @@ def test_hook_scenario_overrides(tmp_path):
     xml = lab_vm(("site", example("scenario_overrides")), tmp_path=tmp_path)
     assert b'<source bridge="br0"/>' in xml
     cat = Catalog(make_pm(("lab", example("register_scenarios")), ("site", example("scenario_overrides"))))
-    from virtscenario.config import UserConfig
-    from virtscenario.pipeline import resolve_settings
+    from virtscenario.settings.resolve import resolve_scenario as resolve_settings
+    from virtscenario.settings.userfile import UserConfig
     _, settings = resolve_settings(cat, "lab", UserConfig(), [])
     assert settings["network.default"].source == "plugin site"
     user = UserConfig(path="f.yaml", settings={"network.default": "network=lab"})
@@ -157,7 +157,8 @@ def test_hook_host_plan(tmp_path):
     (tmp_path / "proc/sys/vm/swappiness").write_text("60\n")
     cat = Catalog(make_pm(demo_plugin, ("swap", example("host_plan"))))
     gen = generate(Request("demo", "d1", store_root=tmp_path / "store", libvirt_version=9000000), cat)
-    [change] = cat.host_plan(gen.host_requirements, HostRoot(tmp_path))
+    [(plugin, change)] = cat.host_plan(gen.host_requirements, HostRoot(tmp_path))
+    assert plugin == "swap"
     assert (change.knob, change.current, change.target, change.source) == ("vm.swappiness", "60", "20", "demo")
     assert change.needed
 
@@ -174,7 +175,7 @@ def test_hook_register_commands(use_pm, monkeypatch):
     plugin.register_commands = spy
     spy.virtscenario_impl = original.virtscenario_impl  # keep the hookimpl marker
     use_pm(make_pm(("lab", plugin)))
-    from virtscenario.cli import cli
+    from virtscenario.cli.app import cli
     runner = CliRunner()
     assert runner.invoke(cli, ["--version"]).exit_code == 0
     assert calls == []  # --version never loads plugin commands

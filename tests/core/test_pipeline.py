@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from virtscenario.api import DomainCaps, HostCpu, HostInfo, SevCaps, hookimpl
-from virtscenario.build import Identity
+from virtscenario.domain.generate import Request, generate
+from virtscenario.domain.sections.disks import DiskArg
+from virtscenario.domain.sections.nics import NetArg
+from virtscenario.domain.validate import validate_tree
 from virtscenario.errors import ConfigError, PluginError, ValidationError, VirtscenarioError
-from virtscenario.names import check_vm_name
-from virtscenario.pipeline import Request, generate
-from virtscenario.specs import DiskSpec, NetSpec
-from virtscenario.validate import validate_tree
+from virtscenario.vm.identity import Identity
+from virtscenario.vm.names import check_vm_name
 
 from . import demo_plugin
 
@@ -43,7 +44,7 @@ def test_same_inputs_give_byte_identical_valid_xml(catalog_of, tmp_path):
 
 
 def test_iothreads_bound_to_disks_and_reduced(catalog_of, tmp_path):
-    g = gen(catalog_of, tmp_path, disks=[DiskSpec(size=2**30), DiskSpec(size=2**30)],
+    g = gen(catalog_of, tmp_path, disks=[DiskArg(size="1G"), DiskArg(size="1G")],
             cli_settings=[("cpu.iothreads", "3", "--set")])
     root = etree.fromstring(g.xml)
     assert root.findtext("iothreads") == "2"
@@ -107,7 +108,7 @@ def test_caps_adaptation_and_refusals(catalog_of, tmp_path):
         gen(catalog_of, tmp_path, caps=replace(CAPS, firmware=()))
     with pytest.raises(VirtscenarioError, match="install swtpm"):
         gen(catalog_of, tmp_path, caps=replace(CAPS, tpm_backends=("passthrough",)))
-    with pytest.raises(ConfigError, match="exceeds the 288 vCPUs"):
+    with pytest.raises(VirtscenarioError, match="300 vCPUs exceed the 288 this hypervisor.s q35 accepts"):
         gen(catalog_of, tmp_path, caps=CAPS, cli_settings=[("vm.vcpus", "300", "--vcpus")])
     with pytest.raises(ConfigError, match="machine 'pc-i440fx-2.0' is not offered"):
         gen(catalog_of, tmp_path, caps=CAPS, cli_settings=[("vm.machine", "pc-i440fx-2.0", "--set")])
@@ -161,9 +162,9 @@ def test_disks_networks_cdrom(catalog_of, tmp_path):
     iso.write_bytes(b"\0" * 2048)
     image = tmp_path / "existing.raw"
     image.write_bytes(b"\0" * 4096)
-    g = gen(catalog_of, tmp_path, disks=[DiskSpec(path=str(image), format="raw", cache="none"),
-                                         DiskSpec(size=2**30, bus="sata")],
-            networks=[NetSpec("bridge", "br0"), NetSpec("user"), NetSpec("network", "lab", model="e1000e",
+    g = gen(catalog_of, tmp_path, disks=[DiskArg(path=str(image), format="raw", cache="none"),
+                                         DiskArg(size=2**30, bus="sata")],
+            networks=[NetArg("bridge", "br0"), NetArg("user"), NetArg("network", "lab", model="e1000e",
                                                                          mac="52:54:00:12:34:56")],
             cdrom=str(iso))
     root = etree.fromstring(g.xml)
@@ -244,7 +245,7 @@ def test_good_vm_names():
 
 
 def test_memory_bounds(catalog_of, tmp_path):
-    with pytest.raises(ConfigError, match="too small"):
+    with pytest.raises(ConfigError, match="32MiB is below the minimum 64MiB"):
         gen(catalog_of, tmp_path, cli_settings=[("vm.memory", "32M", "--memory")])
     with pytest.raises(ValidationError, match="not a multiple of the 2048 KiB hugepage size"):
         gen(catalog_of, tmp_path, cli_settings=[("vm.memory", "1025M", "--memory"),
@@ -252,7 +253,7 @@ def test_memory_bounds(catalog_of, tmp_path):
 
 
 def test_define_sets_secret_from_given_passphrase(catalog_of, tmp_path):
-    from virtscenario.create import define_and_start
+    from virtscenario.vm.libvirt import define_and_start
 
     class FakeSecret:
         def __init__(self):

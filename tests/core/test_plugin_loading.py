@@ -24,6 +24,7 @@ def register_scenarios():
 ''',
     "vs_zz_dup.py": '''
 from virtscenario.api import Choice, Scenario, hookimpl
+VIRTSCENARIO_API = (1, 0)
 
 @hookimpl
 def register_scenarios():
@@ -148,7 +149,7 @@ def test_list_plugins_flag_table(site):
 
 
 def test_version_does_not_import_plugins_or_lxml(site):
-    code = ("import sys; from virtscenario.cli import main\n"
+    code = ("import sys; from virtscenario.cli.app import main\n"
             "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith(('vs_', 'lxml', 'libvirt', 'yaml'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -7,8 +7,8 @@ import sys
 import zipfile
 
 import pytest
-from virtscenario.entrypoints import entry_points
-from virtscenario.model import Disk, Domain
+from virtscenario.domain.model import Disk, Domain
+from virtscenario.plugin.discovery import entry_points
 from virtscenario.types import Choice, Note
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from lxml import etree
-from virtscenario import model as m
-from virtscenario.render import render_domain, to_bytes
-from virtscenario.validate import validate_tree
+from virtscenario.domain import model as m
+from virtscenario.domain.render import render_domain, to_bytes
+from virtscenario.domain.validate import validate_tree
 
 GIB = 1024**3
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from virtscenario.api import hookimpl
-from virtscenario.config import UserConfig, load_config
 from virtscenario.errors import ConfigError, PluginError
-from virtscenario.pipeline import resolve_settings
-from virtscenario.settings import SettingRegistry
+from virtscenario.settings.registry import SettingRegistry
+from virtscenario.settings.resolve import resolve_scenario as resolve_settings
+from virtscenario.settings.userfile import UserConfig, load_config
 from virtscenario.types import Choice, Scenario, SettingSpec
 
 from . import demo_plugin
@@ -41,7 +41,11 @@ def test_precedence_and_provenance(catalog_of):
     assert (s["disk.cache"].value, s["disk.cache"].source) == ("directsync", "plugin site_policy")
     assert s["disk.cache"].reference == "https://site"
     assert (s["vm.vcpus"].value, s["vm.vcpus"].source) == (8, "file /tmp/u.yaml")
-    assert "scenario chose 6" in s["vm.vcpus"].rationale
+    assert "plugin site_policy chose 6" in s["vm.vcpus"].rationale
+    # Provenance is data: layer and origin, whatever the display text says.
+    assert [(s[k].layer, s[k].origin) for k in ("rng.model", "sound.model", "disk.cache", "vm.vcpus", "vm.memory")] \
+        == [("default", "core"), ("scenario", "demo"), ("plugin", "site_policy"), ("file", "/tmp/u.yaml"),
+            ("flag", "--memory")]
     assert (s["vm.memory"].value, s["vm.memory"].source) == (6 * 1024**3, "flag --memory")
     assert "scenario chose" in s["vm.memory"].rationale
 
@@ -94,7 +98,7 @@ def test_choices_need_rationale_and_reference():
 def test_duplicate_setting_declaration_names_both_owners():
     registry = SettingRegistry()
     with pytest.raises(PluginError, match="declared by both core and plugin 'x'"):
-        registry.add(SettingSpec("disk.cache", "str", None, "dup"), "plugin 'x'")
+        registry.add(SettingSpec("disk.cache", "str", None, "dup", rationale="r", reference="ref"), "x")
 
 
 def write(tmp_path, text):

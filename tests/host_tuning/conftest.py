@@ -8,8 +8,8 @@ from typing import Any, Callable, Optional
 import pytest
 from click.testing import CliRunner
 from virtscenario.api import HostRoot
-from virtscenario.catalog import Catalog
-from virtscenario.plugins import VirtscenarioPluginManager
+from virtscenario.plugin.hooks import Catalog
+from virtscenario.plugin.manager import VirtscenarioPluginManager
 
 from . import fakehost
 from .support import make_pm, use_pm
@@ -42,8 +42,8 @@ def make_host(tmp_path: Path) -> Callable[..., HostRoot]:
 
 @pytest.fixture
 def run_cli(pm: VirtscenarioPluginManager) -> Callable[..., Any]:
-    """run_cli(args, input=None) -> click Result, on virtscenario.cli.cli with the private plugins."""
-    from virtscenario.cli import cli
+    """run_cli(args, input=None) -> click Result, on virtscenario.cli.app.cli with the private plugins."""
+    from virtscenario.cli.app import cli
 
     def run(args: list[str], input: Optional[str] = None) -> Any:
         return CliRunner().invoke(cli, args, input=input, catch_exceptions=False)

@@ -13,7 +13,7 @@ import pytest
 import virtscenario_host_tuning
 from virtscenario import hookimpl
 from virtscenario.api import Choice, Scenario
-from virtscenario.plugins import VirtscenarioPluginManager
+from virtscenario.plugin.manager import VirtscenarioPluginManager
 
 REF = "https://docs.kernel.org/admin-guide/mm/"
 
@@ -60,8 +60,8 @@ class ScenarioPlugin:
 def make_pm(*extra: Scenario, with_core: bool = True) -> VirtscenarioPluginManager:
     pm = VirtscenarioPluginManager()
     if with_core:
-        from virtscenario.default_plugins import choices as core_choices
-        from virtscenario.default_plugins import rules as core_rules
+        from virtscenario.plugin.builtin import choices as core_choices
+        from virtscenario.plugin.builtin import rules as core_rules
         pm.register_plugin(core_rules, "core_rules", "virtscenario", "0.1.0", builtin=True)
         pm.register_plugin(core_choices, "core_choices", "virtscenario", "0.1.0", builtin=True)
     pm.register_plugin(virtscenario_host_tuning, "host_tuning", "virtscenario-host-tuning", "0.1.0", builtin=True)
@@ -70,12 +70,5 @@ def make_pm(*extra: Scenario, with_core: bool = True) -> VirtscenarioPluginManag
 
 
 def use_pm(monkeypatch: pytest.MonkeyPatch, manager: VirtscenarioPluginManager) -> None:
-    import virtscenario.catalog
-    import virtscenario.cli
-    import virtscenario.plugins
-    # Patched in both modules: catalog imported the function by name.
-    monkeypatch.setattr(virtscenario.plugins, "get_plugin_manager", lambda: manager)
-    # LazyGroup remembers that it loaded plugin commands; make it ask our manager again,
-    # on a copy of its command table so the host group does not leak into other tests.
-    monkeypatch.setattr(virtscenario.cli.cli, "commands", dict(virtscenario.cli.cli.commands))
-    monkeypatch.setattr(virtscenario.cli.cli, "_plugins_loaded", False, raising=False)
+    from tests.conftest import patch_plugin_manager
+    patch_plugin_manager(monkeypatch, manager)

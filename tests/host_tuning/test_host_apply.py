@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import virtscenario.store
+import virtscenario.api
 from virtscenario_host_tuning import engine, sysfs
 
 from . import fakehost
@@ -248,14 +248,14 @@ def test_kernel_not_taking_the_value_rolls_back(run_cli, make_host, monkeypatch)
 def test_failure_writing_a_persisted_file_rolls_back_the_tunables_too(run_cli, make_host, monkeypatch):
     host = make_host(fakehost.amd_sev())
     before = fakehost.snapshot(host.root)
-    real = virtscenario.store.atomic_write
+    real = virtscenario.api.atomic_write
 
     def full_disk(path, data, mode=0o644):
         if "tmpfiles.d" in str(path):
             raise OSError(28, "No space left on device")
         return real(path, data, mode)
 
-    monkeypatch.setattr(virtscenario.store, "atomic_write", full_disk)
+    monkeypatch.setattr(virtscenario.api, "atomic_write", full_disk)
     result = apply(run_cli, host, "tdesk", "--yes", "--persist")
     assert result.exit_code == 1
     assert "No space left on device" in error_line(result)
@@ -327,7 +327,7 @@ def _forbid_changes(monkeypatch):
     def boom(*_a, **_k):
         raise AssertionError("nothing may be written when the user is not root")
     monkeypatch.setattr(sysfs, "write_value", boom)
-    monkeypatch.setattr(virtscenario.store, "atomic_write", boom)
+    monkeypatch.setattr(virtscenario.api, "atomic_write", boom)
     monkeypatch.setattr(engine, "apply_steps", boom)
     monkeypatch.setattr(engine, "revert", boom)
 

@@ -135,7 +135,7 @@ def test_a_check_that_raises_is_a_fail_naming_its_plugin(monkeypatch, make_host)
     manager.register_plugin(Broken(), "brokenchecks")
     use_pm(monkeypatch, manager)
     from click.testing import CliRunner
-    from virtscenario.cli import cli
+    from virtscenario.cli.app import cli
     host = make_host(fakehost.amd_sev(mounts=("hugetlbfs /dev/hugepages hugetlbfs rw 0 0",)))
     result = CliRunner().invoke(cli, ["--host-root", str(host.root), "host", "check", "--json"])
     assert result.exit_code == 1

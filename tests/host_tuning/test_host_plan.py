@@ -15,7 +15,7 @@ GIB = 1024**3
 
 
 def plan_for(catalog, host, scenario, **kw):
-    return build_plan(gather(catalog, scenario, **kw).requirements, host)
+    return build_plan(gather(scenario, **kw).requirements, host)
 
 
 def by_knob(plan):
@@ -58,7 +58,7 @@ def test_no_real_block_device_is_advice(catalog, make_host):
 
 def test_conflict_between_two_stored_vms_names_scenarios_and_rule(catalog, make_host):
     host = make_host(fakehost.amd_sev())
-    reqs = gather(catalog, "tdesk").requirements + gather(catalog, "tsec").requirements
+    reqs = gather("tdesk").requirements + gather("tsec").requirements
     plan = build_plan(reqs, host)
     knobs = by_knob(plan)
     ksm = knobs["ksm.run"].change
@@ -76,8 +76,8 @@ def test_conflict_between_two_stored_vms_names_scenarios_and_rule(catalog, make_
 
 def test_conflict_rules_are_order_independent(catalog, make_host):
     host = make_host(fakehost.amd_sev())
-    a = gather(catalog, "tdesk").requirements
-    b = gather(catalog, "tsec").requirements
+    a = gather("tdesk").requirements
+    b = gather("tsec").requirements
     one = [(c.knob, c.target) for c in build_plan(a + b, host).changes]
     two = [(c.knob, c.target) for c in build_plan(b + a, host).changes]
     assert one == two
@@ -226,7 +226,7 @@ def test_sev_on_amd_without_sev_is_refused_and_on_intel_is_advice(catalog, make_
 
 
 def test_isolated_cpus_are_kernel_cmdline_advice(catalog, make_host):
-    plan = build_plan(gather(catalog, "trt").requirements + [req("host.isolated_cpus", "5", "other", "x")],
+    plan = build_plan(gather("trt").requirements + [req("host.isolated_cpus", "5", "other", "x")],
                       make_host(fakehost.intel()))
     iso = by_knob(plan)["kernel cmdline (isolated CPUs)"].change
     assert iso.advice_only and iso.reboot_required
@@ -246,7 +246,9 @@ def test_planning_writes_nothing(catalog, make_host):
 def test_host_plan_hook_for_create_returns_changes_and_refusals_as_advice(catalog, make_host):
     host = make_host(fakehost.amd_sev(mem_gib=4))
     reqs = [req("host.swappiness", 10, "tcomp", "big", 8 * GIB), req("host.hugepages", True, "tcomp", "big", 8 * GIB)]
-    changes = catalog.host_plan(reqs, host)
+    pairs = catalog.host_plan(reqs, host)
+    assert {plugin for plugin, _c in pairs} == {"host_tuning"}
+    changes = [c for _plugin, c in pairs]
     assert all(isinstance(c, HostChange) for c in changes)
     swap = [c for c in changes if c.knob == "vm.swappiness"][0]
     assert swap.target == "10" and swap.needed

@@ -49,7 +49,7 @@ def test_apply_and_revert_swappiness_and_thp_on_the_running_kernel(saved_kernel_
     monkeypatch.delenv("VIRTSCENARIO_HOST_ROOT", raising=False)
     journal = tmp_path / "host-journal.json"
     monkeypatch.setattr(engine, "JOURNAL", str(journal))
-    from virtscenario.cli import cli
+    from virtscenario.cli.app import cli
 
     result = CliRunner().invoke(cli, ["host", "apply", "treal", "--yes"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -94,7 +94,7 @@ def test_real_kernel_refusal_mid_apply_rolls_back(saved_kernel_values, monkeypat
         return real(host, path, b"no-such-iosched\n" if path == device.scheduler_path else data)
 
     monkeypatch.setattr(sysfs, "write_value", bogus_scheduler)
-    from virtscenario.cli import cli
+    from virtscenario.cli.app import cli
     try:
         result = CliRunner().invoke(cli, ["host", "apply", "treal2", "--yes"], catch_exceptions=False)
         assert result.exit_code == 1

@@ -30,7 +30,7 @@ MEMORY_MIB = 256  # small: TCG on a 2-core CI machine, and 128 of the 512 reserv
 
 def virtscenario(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("virtscenario")
-    argv = [str(script)] if script.is_file() else [sys.executable, "-c", "from virtscenario.cli import main; main()"]
+    argv = [str(script)] if script.is_file() else [sys.executable, "-m", "virtscenario"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTSCENARIO_")}
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -153,7 +153,7 @@ def test_securevm_is_refused_by_a_host_without_sev(tmp_path):
 
 def test_securevm_is_defined_on_the_test_driver(test_conn, domain_cleanup, tmp_path, capsys):
     """In-process, because test:///default is private to each process."""
-    from virtscenario.cli import main
+    from virtscenario.cli.app import main
     name = unique_name("securevm")
     domain_cleanup(test_conn, name)
     main(["create", "securevm", "--name", name, "--output", str(tmp_path), "--disk", "size=1",

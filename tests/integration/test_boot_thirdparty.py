@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 from lxml import etree
-from virtscenario.hostinfo import parse_cpulist
+from virtscenario.host.facts import parse_cpulist
 
 from tests.sdk.venvs import PLUGINS, Venv, make_venv
 

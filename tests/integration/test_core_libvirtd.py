@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 from lxml import etree
 from virtscenario import hookimpl
-from virtscenario.catalog import Catalog
-from virtscenario.create import define_and_start
-from virtscenario.default_plugins import choices as core_choices
-from virtscenario.default_plugins import rules as core_rules
+from virtscenario.domain.generate import Generated, Request, generate
+from virtscenario.domain.sections.disks import DiskArg
+from virtscenario.domain.sections.nics import NetArg
 from virtscenario.errors import LibvirtError
-from virtscenario.pipeline import Generated, Request, generate
-from virtscenario.plugins import VirtscenarioPluginManager
-from virtscenario.specs import DiskSpec, NetSpec
+from virtscenario.plugin.builtin import choices as core_choices
+from virtscenario.plugin.builtin import rules as core_rules
+from virtscenario.plugin.hooks import Catalog
+from virtscenario.plugin.manager import VirtscenarioPluginManager
 from virtscenario.types import Choice, Scenario
+from virtscenario.vm.libvirt import define_and_start
 
 from .conftest import import_libvirt, open_libvirtd, remove_domain, unique_name
 
@@ -88,7 +89,7 @@ def assert_running(libvirt: Any, dom: Any) -> None:
 def test_define_and_start_on_test_driver(test_conn: Any, domain_cleanup: Any, tmp_path: Path) -> None:
     libvirt = import_libvirt()
     name = unique_name("testdrv")
-    req = Request(scenario="it-boot", name=name, disks=[], networks=[NetSpec("user")], store_root=tmp_path)
+    req = Request(scenario="it-boot", name=name, disks=[], networks=[NetArg("user")], store_root=tmp_path)
     gen, dom = boot(test_conn, req, domain_cleanup)
     assert_running(libvirt, dom)
     assert dom.name() == name
@@ -118,13 +119,13 @@ def test_define_and_start_on_libvirtd(libvirtd_conn: Any, domain_cleanup: Any, g
                                       make_qcow2: Any) -> None:
     """UEFI + TPM + iothread + virtio qcow2 + user networking boot under TCG; teardown leaves nothing."""
     libvirt = import_libvirt()
-    from virtscenario.caps import fetch
+    from virtscenario.host.hypervisor import fetch
     caps, host = fetch(libvirtd_conn, virt_type="qemu")
     assert caps is not None and "efi" in caps.firmware, "no UEFI firmware offered: is ovmf installed?"
     name = unique_name("boot")
     image = make_qcow2(guest_dir / "root.qcow2", "64M")
-    req = Request(scenario="it-boot", name=name, cli_settings=list(TCG), disks=[DiskSpec(path=str(image))],
-                  networks=[NetSpec("user")], store_root=guest_dir, caps=caps, host=host,
+    req = Request(scenario="it-boot", name=name, cli_settings=list(TCG), disks=[DiskArg(path=str(image))],
+                  networks=[NetArg("user")], store_root=guest_dir, caps=caps, host=host,
                   libvirt_version=libvirtd_conn.getLibVersion())
     gen, dom = boot(libvirtd_conn, req, domain_cleanup)
     assert_running(libvirt, dom)

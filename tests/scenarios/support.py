@@ -12,12 +12,12 @@ from typing import Any, Optional
 import virtscenario_computation
 import virtscenario_desktop
 import virtscenario_securevm
-from virtscenario.build import Identity
-from virtscenario.catalog import Catalog
-from virtscenario.default_plugins import choices, rules
-from virtscenario.pipeline import Generated, Request, generate
-from virtscenario.plugins import VirtscenarioPluginManager
-from virtscenario.types import DomainCaps, HostCpu, HostInfo, SevCaps
+from virtscenario.api import DomainCaps, HostCpu, HostInfo, SevCaps
+from virtscenario.domain.generate import Generated, Request, generate
+from virtscenario.plugin.builtin import choices, rules
+from virtscenario.plugin.hooks import Catalog
+from virtscenario.plugin.manager import VirtscenarioPluginManager
+from virtscenario.vm.identity import Identity
 
 SCENARIOS = ("computation", "desktop", "securevm")
 MODULES = {"desktop": virtscenario_desktop, "computation": virtscenario_computation,

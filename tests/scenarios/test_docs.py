@@ -21,7 +21,7 @@ REGEN = os.environ.get("VIRTSCENARIO_REGEN_DOCS") == "1"
 
 def _cli(*args: str, env: dict[str, str]) -> str:
     script = Path(sys.executable).with_name("virtscenario")
-    argv = [str(script)] if script.is_file() else [sys.executable, "-c", "from virtscenario.cli import main; main()"]
+    argv = [str(script)] if script.is_file() else [sys.executable, "-m", "virtscenario"]
     result = subprocess.run([*argv, *args], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from virtscenario.validate import load_schema, validate_tree
+from virtscenario.domain.validate import load_schema, validate_tree
 
 from .support import SCENARIOS, gen
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 from lxml import etree
-from virtscenario.config import UserConfig
 from virtscenario.errors import ConfigError, VirtscenarioError
-from virtscenario.pipeline import resolve_settings
+from virtscenario.settings.resolve import resolve_scenario as resolve_settings
+from virtscenario.settings.userfile import UserConfig
 from virtscenario.types import Choice, Scenario
 
 from .support import LIBVIRT_9_0, PLAIN_CAPS, SCENARIOS, catalog, epyc_host, gen, sets, sev_caps
@@ -74,7 +74,7 @@ def test_decisions_are_known_keys_with_valid_values(name: str) -> None:
 def test_scenarios_show_json_carries_rationale_and_reference(name: str, use_pm, capsys) -> None:
     import json
 
-    from virtscenario.cli import main
+    from virtscenario.cli.app import main
 
     from .support import plugin_manager
     use_pm(plugin_manager())
@@ -184,8 +184,8 @@ def test_computation_without_host_topology_drops_the_dedicated_hint() -> None:
 
 
 def test_computation_iothreads_follow_the_virtio_disks() -> None:
-    from virtscenario.specs import DiskSpec
-    g = gen("computation", disks=[DiskSpec(size=2**30), DiskSpec(size=2**30), DiskSpec(size=2**30)])
+    from virtscenario.domain.sections.disks import DiskArg
+    g = gen("computation", disks=[DiskArg(size="1G"), DiskArg(size="1G"), DiskArg(size="1G")])
     root = xml(g)
     assert root.findtext("iothreads") == "3"
     assert [d.find("driver").get("iothread") for d in root.findall("devices/disk")] == ["1", "2", "3"]
@@ -299,7 +299,7 @@ def test_tcg_adapts_host_passthrough() -> None:
 
 
 def test_a_host_without_virtiofs_refuses_the_desktop_share() -> None:
-    with pytest.raises(VirtscenarioError, match=r"no virtiofs support: --set filesystem.share=off"):
+    with pytest.raises(VirtscenarioError, match=r"no virtiofs support \(--set filesystem.share=off\)"):
         gen("desktop", caps=replace(PLAIN_CAPS, filesystem_drivers=("path",)))
     assert gen("desktop", caps=replace(PLAIN_CAPS, filesystem_drivers=("path",)),
                cli_settings=sets(("filesystem.share", "off"))).validated

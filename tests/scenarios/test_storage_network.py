@@ -80,14 +80,14 @@ def test_raw_with_qcow2_only_options_is_adapted_with_notes(run, tmp_path):
     code, _out, err = run("create", "desktop", "--name", "r", "--output", str(tmp_path), "--disk", "size=1",
                           "--set", "disk.format=raw")
     assert code == 0, err
-    assert "raw images have no metadata to preallocate: preallocation=metadata -> falloc" in err
-    assert "raw images have no cluster_size: ignored" in err and "raw images have no compression_type" in err
+    assert "disk.preallocation=metadata: raw images have no metadata; using falloc" in err
+    assert "disk.cluster_size=" in err and "disk.compression=" in err and "is a raw image (qcow2 only)" in err
     meta = info(tmp_path / "r" / "r.raw")
     assert meta["format"] == "raw" and meta["actual-size"] >= 2**30
 
 
 def test_securevm_image_is_luks_encrypted_and_the_secret_never_on_argv(run, tmp_path, monkeypatch):
-    import virtscenario.storage as storage
+    import virtscenario.vm.images as storage
     calls: list[list[str]] = []
     real_create = storage.create_image
 
@@ -118,7 +118,8 @@ def test_securevm_image_is_luks_encrypted_and_the_secret_never_on_argv(run, tmp_
 
 
 def test_luks_creation_is_retried_on_qemus_flaky_benchmark(tmp_path):
-    from virtscenario.storage import FLAKY_LUKS, ImageOptions, create_image
+    from virtscenario.domain.model import ImagePlan
+    from virtscenario.vm.images import FLAKY_LUKS, create_image
     seen: list[list[str]] = []
 
     def flaky(argv, **_kw):
@@ -128,7 +129,7 @@ def test_luks_creation_is_retried_on_qemus_flaky_benchmark(tmp_path):
         Path(argv[-2]).write_bytes(b"")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    create_image(tmp_path / "x.qcow2", 2**30, ImageOptions("qcow2", (), True, ()), b"pw-123", run=flaky)
+    create_image(ImagePlan(str(tmp_path / "x.qcow2"), "qcow2", 2**30, (), True), b"pw-123", run=flaky)
     assert len(seen) == 3 and not any("pw-123" in a for argv in seen for a in argv)
 
 
@@ -233,7 +234,7 @@ def test_create_desktop_demo_works_without_a_daemon(tmp_path):
     """``virtscenario create desktop --name demo`` as a real process, with libvirt made unimportable."""
     env = dict(os.environ, LIBVIRT_DEFAULT_URI="qemu+unix:///system?socket=/nonexistent")
     code = ("import sys; sys.modules['libvirt'] = None\n"  # any libvirt use would fail loudly
-            "from virtscenario.cli import main; main()")
+            "from virtscenario.cli.app import main; main()")
     result = subprocess.run([sys.executable, "-c", code, "create", "desktop", "--name", "demo",
                              "--output", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -241,7 +242,7 @@ def test_create_desktop_demo_works_without_a_daemon(tmp_path):
     assert f"Wrote {vm / 'domain.xml'}" in result.stdout and f"Created image {vm / 'demo.qcow2'}" in result.stdout
     assert "Settings of demo (scenario desktop 1.0)" in result.stdout
     assert (vm / "share").is_dir() and info(vm / "demo.qcow2")["virtual-size"] == 64 * 2**30
-    from virtscenario.validate import validate_tree
+    from virtscenario.domain.validate import validate_tree
     assert validate_tree(domain(vm)) is True
     # and the installed console script does the same
     script = Path(sys.executable).with_name("virtscenario")

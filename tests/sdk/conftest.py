@@ -33,7 +33,7 @@ def author_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]):
     """``cli(*args) -> (exit code, stdout, stderr)``: the real entry point, in-process, installed plugins."""
-    from virtscenario.cli import main
+    from virtscenario.cli.app import main
 
     def invoke(*args: str) -> tuple[int, str, str]:
         code = 0

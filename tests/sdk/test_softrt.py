@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import virtscenario_softrt
 from virtscenario.api import Choice, ConfigError, HostRequirement, Scenario, VirtscenarioError, hookimpl
-from virtscenario.catalog import Catalog
 from virtscenario.errors import ValidationError
-from virtscenario.hostinfo import parse_cpulist
+from virtscenario.host.facts import parse_cpulist
+from virtscenario.plugin.hooks import Catalog
 from virtscenario.testing import make_plugin_manager
 from virtscenario_softrt.hostplan import check_isolated, check_rt_budget
 from virtscenario_softrt.topology import assumed_host, compute_split
@@ -161,7 +161,7 @@ def test_rule_warns_about_unpinned_realtime_vcpus(virtscenario_render) -> None:
 # -- the host side ---------------------------------------------------------------------
 def _plan(result, host, *extra):
     pm = make_plugin_manager([virtscenario_softrt, *extra])
-    return {c.knob: c for c in Catalog(pm).host_plan(list(result.host_requirements), host)}
+    return {c.knob: c for _plugin, c in Catalog(pm).host_plan(list(result.host_requirements), host)}
 
 
 def test_host_plan_uses_the_same_split_as_the_xml(virtscenario_render, virtscenario_make_host_root) -> None:
@@ -242,7 +242,7 @@ def test_a_core_that_takes_computed_requirements_gets_the_split(virtscenario_ren
                                                                 virtscenario_make_host_root) -> None:
     """With a core whose context accepts host requirements (proposed ``require_host``), the
     computed list becomes the requirement, and the plan keeps the split's housekeeping CPUs."""
-    from virtscenario.context import BuildContext
+    from virtscenario.domain.context import BuildContext
 
     class Context(BuildContext):
         required: tuple = ()

@@ -12,8 +12,8 @@ import pytest
 import virtscenario.testing
 import virtscenario_softrt
 from virtscenario.api import Choice, Scenario, hookimpl
-from virtscenario.hostinfo import read_host
-from virtscenario.plugins import IncompatiblePlugin
+from virtscenario.host.facts import read_host
+from virtscenario.plugin.manager import IncompatiblePlugin
 
 
 class LabPlugin:
@@ -38,8 +38,8 @@ def test_loaded_as_pytest11_plugin(request: pytest.FixtureRequest) -> None:
 
 def test_import_is_light() -> None:
     code = ("import sys, virtscenario.testing; "
-            "print(sorted(m for m in ('lxml', 'libvirt', 'virtscenario.pipeline', 'virtscenario.plugins') "
-            "if m in sys.modules))")
+            "print(sorted(m for m in ('lxml', 'libvirt', 'virtscenario.domain.generate', "
+            "'virtscenario.plugin.manager') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -49,7 +49,7 @@ def test_every_fixture_is_prefixed() -> None:
              if type(v).__name__ == "FixtureFunctionDefinition" or hasattr(v, "_pytestfixturefunction")}
     assert names == {"virtscenario_plugins", "virtscenario_pm", "virtscenario_make_pm", "virtscenario_render",
                      "virtscenario_host_root", "virtscenario_make_host_root", "virtscenario_libvirt_conn",
-                     "virtscenario_make_libvirt_conn"}
+                     "virtscenario_make_libvirt_conn", "virtscenario_host_checks", "virtscenario_host_plan"}
 
 
 def test_pm_holds_exactly_the_given_plugins(virtscenario_pm, virtscenario_make_pm) -> None:
@@ -171,6 +171,6 @@ def test_fixtures_in_a_plain_pytest_run(tmp_path: Path) -> None:
 
 def test_plugin_modules_are_credited_to_their_distribution() -> None:
     import pluggy as installed_module
-    from virtscenario.testing import _distribution
+    from virtscenario.testing.plugins import _distribution
     assert _distribution(installed_module) == ("pluggy", installed_module.__version__)
     assert _distribution(LabPlugin()) == ("", "")

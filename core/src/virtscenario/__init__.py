@@ -13,8 +13,10 @@ __version__ = "0.1.0"
 
 #: Version of the plugin API (:mod:`virtscenario.api`). The major number changes
 #: when a hook or a public type changes incompatibly; the minor when one is added.
-#: 1.1 added BuildContext.require_host and api.read_host.
-API_VERSION = (1, 1)
+#: 1.1 added BuildContext.require_host and api.read_host. 1.2 added provenance as data
+#: (ResolvedSetting.layer/origin), the store, resolution and host helpers a host-side
+#: plugin needs (see virtscenario.api), and required rationales on SettingSpec.
+API_VERSION = (1, 2)
 
 PROJECT_NAME = "virtscenario"
 

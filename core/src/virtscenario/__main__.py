@@ -1,5 +1,5 @@
 """``python -m virtscenario`` runs the CLI."""
 
-from .cli import main
+from .cli.app import main
 
 main()

@@ -1,43 +1,169 @@
-"""The public plugin API: the one module a plugin imports from.
+"""The public plugin API: the one module a plugin imports from (tests may also use
+:mod:`virtscenario.testing`).
 
-Everything here is covered by ``API_VERSION`` (major: incompatible change,
-minor: additions). A plugin may declare ``VIRTSCENARIO_API = (1, 0)`` at module
-level; a plugin needing a newer minor or another major is reported as
-``incompatible`` instead of being loaded. Importing this module is cheap (no lxml,
-no libvirt).
+Everything here is covered by ``API_VERSION`` (major: incompatible change, minor:
+additions). A plugin declares ``VIRTSCENARIO_API = (1, 2)`` at module level; a plugin
+needing a newer minor or another major is reported as ``incompatible`` instead of being
+loaded, and one that declares nothing is assumed to target 1.0 (with a warning).
+
+Importing this module is cheap: the value types are imported at once, everything that
+needs lxml, the model or the store is imported on first use (``api.model``,
+``api.resolve_scenario``...).
+
+API 1.2 adds what a host-side plugin needs without reaching into the core:
+:func:`resolve_scenario`, the VM store (:func:`store_root`, :func:`stored_vms`,
+:func:`read_vm`, :class:`StoredVm`), :func:`atomic_write`, :func:`host_root`,
+:func:`parse_sets`, :func:`complete_scenarios`, :func:`format_table`,
+:func:`run_host_checks`, :func:`collect_host_plan`, :func:`command_group`, and
+:attr:`ResolvedSetting.layer` / :attr:`ResolvedSetting.origin` (provenance as data).
 """
 
 from __future__ import annotations
 
-from . import API_VERSION, __version__, hookimpl, model
-from .build import housekeeping_split
-from .context import BuildContext
-from .errors import ConfigError, VirtscenarioError
-from .hostinfo import format_cpulist, parse_cpulist, read_host
-from .hostroot import HostRoot
-from .model import Domain
-from .types import (
-                    CheckResult,
-                    Choice,
-                    DomainCaps,
-                    DomainRule,
-                    HostChange,
-                    HostCheck,
-                    HostCpu,
-                    HostInfo,
-                    HostRequirement,
-                    Note,
-                    ResolvedSetting,
-                    Scenario,
-                    Settings,
-                    SettingSpec,
-                    SevCaps,
-)
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+
+from . import API_VERSION, __version__, hookimpl
+from .errors import ConfigError, PluginError, VirtscenarioError
+from .settings.types import LAYERS, Choice, Layer, ResolvedSetting, Settings, SettingSpec
+from .types import CheckResult, DomainRule, HostChange, HostCheck, HostRequirement, Note, Scenario
 from .units import format_size, parse_size
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    import click
+
+    from .domain import model
+    from .domain.context import BuildContext
+    from .domain.model import Domain
+    from .domain.sections.cpu import housekeeping_split
+    from .host.facts import HostCpu, HostInfo, format_cpulist, parse_cpuinfo, parse_cpulist, read_host
+    from .host.hypervisor import DomainCaps, SevCaps
+    from .host.root import HostRoot
+    from .plugin.hooks import CheckOutcome
+    from .settings.resolve import ResolvedScenario
+    from .vm.store import StoredVm, atomic_write
+
 __all__ = [
-    "API_VERSION", "BuildContext", "CheckResult", "Choice", "ConfigError", "Domain", "DomainCaps", "DomainRule",
-    "HostChange", "HostCheck", "HostCpu", "HostInfo", "HostRequirement", "HostRoot", "Note", "ResolvedSetting",
-    "Scenario", "SettingSpec", "Settings", "SevCaps", "VirtscenarioError", "__version__", "format_cpulist",
-    "format_size", "hookimpl", "housekeeping_split", "model", "parse_cpulist", "parse_size", "read_host",
+    "__version__", "API_VERSION", "atomic_write", "BuildContext", "CheckOutcome", "CheckResult", "Choice",
+    "collect_host_plan", "command_group", "complete_scenarios", "ConfigError", "Domain", "DomainCaps",
+    "DomainRule", "format_cpulist", "format_size", "format_table", "hookimpl", "host_root", "HostChange",
+    "HostCheck", "HostCpu", "HostInfo", "HostRequirement", "HostRoot", "housekeeping_split", "Layer", "LAYERS",
+    "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets", "parse_size", "PluginError", "read_host",
+    "read_vm", "resolve_scenario", "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario",
+    "Settings", "SettingSpec", "SevCaps", "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
 ]
+
+#: Names imported on first use: (module, attribute; "" for the module itself).
+_LAZY = {
+    "BuildContext": ("virtscenario.domain.context", "BuildContext"),
+    "CheckOutcome": ("virtscenario.plugin.hooks", "CheckOutcome"),
+    "Domain": ("virtscenario.domain.model", "Domain"),
+    "DomainCaps": ("virtscenario.host.hypervisor", "DomainCaps"),
+    "HostCpu": ("virtscenario.host.facts", "HostCpu"),
+    "HostInfo": ("virtscenario.host.facts", "HostInfo"),
+    "HostRoot": ("virtscenario.host.root", "HostRoot"),
+    "ResolvedScenario": ("virtscenario.settings.resolve", "ResolvedScenario"),
+    "SevCaps": ("virtscenario.host.hypervisor", "SevCaps"),
+    "StoredVm": ("virtscenario.vm.store", "StoredVm"),
+    "atomic_write": ("virtscenario.vm.store", "atomic_write"),
+    "format_cpulist": ("virtscenario.host.facts", "format_cpulist"),
+    "housekeeping_split": ("virtscenario.domain.sections.cpu", "housekeeping_split"),
+    "model": ("virtscenario.domain.model", ""),
+    "parse_cpulist": ("virtscenario.host.facts", "parse_cpulist"),
+    "parse_cpuinfo": ("virtscenario.host.facts", "parse_cpuinfo"),
+    "read_host": ("virtscenario.host.facts", "read_host"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'virtscenario.api' has no attribute {name!r}")
+    import importlib
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if not attr else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def resolve_scenario(name: str, *, config_file: Optional[str] = None, sets: Iterable[str] = (),
+                     catalog: Any = None) -> ResolvedScenario:
+    """A scenario's settings resolved as ``create`` would (settings file, ``--set`` items), without a VM.
+
+    :raises VirtscenarioError: unknown scenario, bad setting (one line).
+    """
+    from .plugin.hooks import Catalog
+    from .settings.cliargs import parse_sets as parse
+    from .settings.resolve import ResolvedScenario
+    from .settings.resolve import resolve_scenario as resolve
+    from .settings.userfile import load_config
+    provided, settings = resolve(catalog or Catalog(), name, load_config(config_file), parse(sets))
+    sc = provided.scenario
+    return ResolvedScenario(sc.name, sc.version, provided.plugin, provided.distribution, settings)
+
+
+def store_root(output: Optional[str] = None, config_file: Optional[str] = None) -> Path:
+    """The VM store: ``output`` if given, else the settings file's ``store``, else the default."""
+    from .settings.userfile import load_config
+    from .vm.store import store_root as root
+    return root(output, load_config(config_file).store if output is None else None)
+
+
+def stored_vms(root: Path) -> list[StoredVm]:
+    """Every VM of the store at ``root`` (see :func:`store_root`)."""
+    from .vm.store import stored_vms as vms
+    return vms(root)
+
+
+def read_vm(root: Path, name: str) -> Optional[StoredVm]:
+    """One VM of the store, or None when there is no such VM."""
+    from .vm.store import read_vm as read
+    from .vm.store import vm_dir
+    return read(vm_dir(root, name))
+
+
+def host_root(ctx: click.Context) -> HostRoot:
+    """The host this command works on (``--host-root`` / ``VIRTSCENARIO_HOST_ROOT``, else ``/``)."""
+    from .cli.common import host_root_of
+    return host_root_of(ctx)  # type: ignore[no-any-return]
+
+
+def parse_sets(values: Iterable[str]) -> list[tuple[str, Any, str]]:
+    """``--set KEY=VALUE`` items as ``(key, raw value, flag)``; a malformed one is a one-line error."""
+    from .settings.cliargs import parse_sets as parse
+    return parse(values)
+
+
+def complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """A click ``shell_complete`` callback for scenario names."""
+    from .cli.common import complete_scenarios as complete
+    return complete(ctx, param, incomplete)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table whose last column wraps to the terminal, as the core's commands print them."""
+    from .cli.output import table
+    return table(headers, rows)
+
+
+def run_host_checks(host: HostRoot) -> list[CheckOutcome]:
+    """Every installed plugin's host checks on ``host`` (a failing check is a FAIL, never a crash)."""
+    from .plugin.hooks import Catalog
+    return Catalog().run_host_checks(host)
+
+
+def collect_host_plan(requirements: Sequence[HostRequirement], host: HostRoot) -> list[tuple[str, HostChange]]:
+    """Every installed plugin's ``host_plan`` answer, as ``(plugin, HostChange)`` pairs."""
+    from .plugin.hooks import Catalog
+    return Catalog().host_plan(requirements, host)
+
+
+def command_group(cli: click.Group, name: str) -> click.Group:
+    """A built-in command group a plugin adds subcommands to, e.g. ``command_group(cli, "host")``."""
+    getter = getattr(cli, "builtin", None)
+    group = getter(name) if getter is not None else cli.commands.get(name)
+    import click
+    if not isinstance(group, click.Group):
+        raise PluginError(f"virtscenario has no command group {name!r}")
+    return group

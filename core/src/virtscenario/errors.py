@@ -11,6 +11,12 @@ class ConfigError(VirtscenarioError):
     """Bad user input: a setting, a file, a size, a name."""
 
 
+class UsageError(ConfigError):
+    """The command line itself is malformed (exit status 2, like click's usage errors)."""
+
+    exit_code = 2
+
+
 class ValidationError(VirtscenarioError):
     """The generated domain breaks the schema or a semantic rule."""
 

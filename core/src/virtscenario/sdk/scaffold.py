@@ -28,12 +28,25 @@ FILES = {
 }
 
 
+#: Names the distributions of this repository already use (scenario, entry point, module).
+TAKEN = frozenset({"desktop", "computation", "securevm", "host_tuning", "testing", "softrt", "migration",
+                   "core_rules", "core_choices", "api", "plugin", "cli", "sdk"})
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ConfigError(f"plugin name {name!r} must be lower-case letters, digits and underscores, starting "
+        raise ConfigError(f"plugin name {name[:60]!r} must be lower-case letters, digits and underscores, starting "
                           "with a letter, at most 40 characters (it names the scenario and the module "
                           "virtscenario_NAME)")
+    if name in TAKEN:
+        raise ConfigError(f"plugin name {name!r} is taken by virtscenario's own distributions (its scenario, entry "
+                          "point or module would clash): choose another")
     return name
+
+
+def install_hint(path: Path) -> str:
+    """The one way to install a new plugin for development, as every message and document says it."""
+    return f"pip install -e '{path}[test]' && cd '{path}' && pytest"
 
 
 def _core_range() -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from virtscenario import hookimpl
+from virtscenario.api import hookimpl
 
-VIRTSCENARIO_API = (1, 0)
+VIRTSCENARIO_API = (1, 2)
 __version__ = "0.1.0"
 
 
@@ -20,6 +20,8 @@ def register_settings() -> Iterable[Any]:
     yield SettingSpec("host.hugepages_nodes", "str", None,
                       "NUMA nodes that hold the VM's static hugepages: 'all' (spread evenly) or a node list "
                       "such as 0 or 0-1; unset: the kernel's global pool",
+                      rationale="unset: the kernel spreads the global pool over the nodes itself; a node list is "
+                                "needed when the VM's memory is bound to those nodes",
                       reference="https://docs.kernel.org/admin-guide/mm/hugetlbpage.html")
 
 

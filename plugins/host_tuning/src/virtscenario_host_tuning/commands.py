@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 import click
 
 JSON_HELP = "JSON output."
+#: This plugin's entry-point name (its own host_plan answer is the plan it applies).
+PLUGIN_NAME = "host_tuning"
 
 
 def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,8 +34,8 @@ def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _host(ctx: click.Context) -> Any:
-    from virtscenario.cli import host_root_of
-    return host_root_of(ctx)
+    from virtscenario.api import host_root
+    return host_root(ctx)
 
 
 def _where(host: Any) -> str:
@@ -42,74 +44,18 @@ def _where(host: Any) -> str:
 
 @click.group("host")
 def host_group() -> None:
-    """Check this host, and plan, apply, persist and revert its tuning for scenarios.
-
-    Every change is journaled before it is made (/var/lib/virtscenario/host-journal.json);
-    'host revert' restores the previous values byte for byte. --host-root DIR (global
-    option) works on a copy of a host's /proc, /sys, /etc and /dev under DIR.
-    """
-
-
-# -- check --------------------------------------------------------------------------------------------
-def run_checks(catalog: Any, host: Any) -> list[tuple[str, Any, Any]]:
-    """[(plugin, HostCheck, CheckResult)]; a check that raises is a FAIL naming its plugin."""
-    from virtscenario.api import CheckResult
-    out = []
-    for plugin, check in catalog.host_checks():
-        try:
-            result = check.run(host)
-            if not isinstance(result, CheckResult):
-                raise TypeError(f"returned {type(result).__name__}, not CheckResult")
-        except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            result = CheckResult(check.name, "FAIL", f"check {check.name!r} of plugin {plugin!r} failed: "
-                                 f"{type(exc).__name__}: {text}", "report it to the plugin's authors")
-        out.append((plugin, check, result))
-    return out
-
-
-@host_group.command("check")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-@click.pass_context
-@_one_line_errors
-def check_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Check hardware virtualization, /dev/kvm, IOMMU, hugepages, THP, KSM, SEV/TDX, tools.
-
-    Exit status 0 when nothing FAILs, 1 otherwise.
-    """
-    from virtscenario.catalog import Catalog
-    host = _host(ctx)
-    results = run_checks(Catalog(), host)
-    failed = any(r.status == "FAIL" for _p, _c, r in results)
-    if as_json:
-        click.echo(json.dumps([{"name": r.name, "status": r.status, "message": r.message, "advice": r.advice,
-                                "summary": c.summary, "plugin": p} for p, c, r in results], indent=2))
-    else:
-        width = max((len(r.name) for _p, _c, r in results), default=4)
-        for _plugin, _check, r in results:
-            click.echo(f"{r.status:<4}  {r.name:<{width}}  {r.message}")
-            if r.advice and r.status != "PASS":
-                click.echo(f"{'':<4}  {'':<{width}}  -> {r.advice}")
-        counts = {s: sum(1 for _p, _c, r in results if r.status == s) for s in ("PASS", "WARN", "FAIL")}
-        click.echo(f"\n{counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL ({_where(host)})")
-    if failed:
-        # SystemExit, not ctx.exit(1): the core runs click with standalone_mode=False,
-        # where ctx.exit's code is returned and dropped.
-        raise SystemExit(1)
+    """Holder of this plugin's host subcommands; register() moves them into the core's ``host`` group."""
 
 
 # -- plan -----------------------------------------------------------------------------------------------
-def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    try:
-        from virtscenario.catalog import Catalog
-        return [click.shell_completion.CompletionItem(n) for n in Catalog().scenarios if n.startswith(incomplete)]
-    except Exception:  # noqa: BLE001 - completion must never crash the shell
-        return []
+def _complete_scenarios() -> Any:
+    from virtscenario.api import complete_scenarios
+    return complete_scenarios
 
 
 def _plan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.argument("scenario", shell_complete=_complete_scenarios),
+        click.argument("scenario", shell_complete=_complete_scenarios()),
         click.option("--vm", "vms", multiple=True, metavar="NAME",
                      help="A VM in the store to plan for (repeatable): its scenario, memory and settings count."),
         click.option("--all-vms", is_flag=True, help="Plan for every VM in the store."),
@@ -124,27 +70,19 @@ def _plan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _prepare(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: bool, output: Optional[str],
-             config_file: Optional[str], sets: tuple[str, ...]) -> tuple[Any, Any, Any, Any]:
-    from virtscenario.catalog import Catalog
-
+             config_file: Optional[str], sets: tuple[str, ...]) -> tuple[Any, Any, Any]:
     from .inputs import gather
     from .plan import build_plan
     host = _host(ctx)
-    catalog = Catalog()
-    inputs = gather(catalog, scenario, vms, all_vms, config_file, output, sets)
-    return catalog, host, inputs, build_plan(inputs.requirements, host)
+    inputs = gather(scenario, vms, all_vms, config_file, output, sets)
+    return host, inputs, build_plan(inputs.requirements, host)
 
 
-def _other_plugins(catalog: Any, inputs: Any, host: Any) -> list[tuple[str, Any]]:
+def _other_plugins(inputs: Any, host: Any) -> list[tuple[str, Any]]:
     """host_plan answers of other plugins: shown by 'host plan', never applied by 'host apply'."""
-    import sys
-    me = sys.modules[__package__]
-    out = []
-    for plugin, result in catalog.pm.call_attributed("host_plan", requirements=inputs.requirements, host=host):
-        if catalog.pm.get_plugin(plugin) is me:
-            continue
-        out.extend((plugin, c) for c in (result if isinstance(result, list) else [result]))
-    return out
+    from virtscenario.api import collect_host_plan
+    return [(plugin, change) for plugin, change in collect_host_plan(inputs.requirements, host)
+            if plugin != PLUGIN_NAME]
 
 
 def _action_word(change: Any) -> str:
@@ -169,8 +107,8 @@ def plan_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: b
     Nothing is changed. Conflicting requirements are resolved by documented rules
     and listed; requirements this host cannot meet end with one Error line (exit 1).
     """
-    catalog, host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
-    others = _other_plugins(catalog, inputs, host)
+    host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
+    others = _other_plugins(inputs, host)
     if as_json:
         rows = [{**_change_json(a.change), "reference": a.reference, "plugin": "host_tuning"} for a in plan.actions]
         rows += [{**_change_json(c), "reference": "", "plugin": p} for p, c in others]
@@ -192,7 +130,7 @@ def _change_json(change: Any) -> dict[str, Any]:
 
 
 def _print_plan(plan: Any, others: list[tuple[str, Any]], inputs: Any, host: Any) -> None:
-    from virtscenario.output import table
+    from virtscenario.api import format_table as table
     click.echo(f"Host plan for {_title(inputs)} on {_where(host)}:")
     rows = [[a.change.knob, a.change.current or "-", a.change.target or "-", _action_word(a.change),
              a.change.source, a.change.reason] for a in plan.actions]
@@ -269,7 +207,7 @@ def apply_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: 
     if not host.is_root_user():
         raise click.ClickException("host apply changes the running kernel and /etc: run it as root "
                                    "(nothing was changed)")
-    catalog, host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
+    host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
     if plan.refusals:
         more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
         raise click.ClickException(plan.refusals[0] + more + " (nothing was changed)")
@@ -358,4 +296,8 @@ def revert_cmd(ctx: click.Context, yes: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
-    cli.add_command(host_group)
+    """Add plan, apply and revert to the core's ``host`` group (which holds ``check``)."""
+    from virtscenario.api import command_group
+    group = command_group(cli, "host")
+    for name, command in host_group.commands.items():
+        group.add_command(command, name)

@@ -81,7 +81,7 @@ def load_journal(host: Any) -> Optional[dict[str, Any]]:
 
 
 def _save_journal(host: Any, journal: dict[str, Any]) -> None:
-    from virtscenario.store import atomic_write
+    from virtscenario.api import atomic_write
     atomic_write(journal_path(host), (json.dumps(journal, indent=2, sort_keys=False) + "\n").encode(), mode=0o600)
 
 
@@ -139,7 +139,7 @@ def do_step(host: Any, step: Step) -> str:
             raise sysfs.WriteError(f"{step.path}: wrote {wanted} but the kernel reports {now}")
         return now or ""
     if step.kind == "file":
-        from virtscenario.store import atomic_write
+        from virtscenario.api import atomic_write
         atomic_write(host.path(step.path), step.data, mode=step.mode)
         return ""
     if step.kind == "mount":
@@ -233,7 +233,7 @@ def _apply_steps(host: Any, steps: list[Step], meta: dict[str, Any]) -> dict[str
             journal_file.unlink()
             _remove_dirs(host, journal.get("created_dirs", []))
         else:
-            from virtscenario.store import atomic_write
+            from virtscenario.api import atomic_write
             atomic_write(journal_file, previous_bytes, mode=0o600)
         raise EngineError(f"apply failed: {message}; everything this run changed was rolled back") from None
     journal["state"] = "applied"
@@ -277,7 +277,7 @@ def _restore(host: Any, entry: dict[str, Any]) -> str:
     if kind == "file":
         file_path = host.path(path)
         if entry["existed"]:
-            from virtscenario.store import atomic_write
+            from virtscenario.api import atomic_write
             data = base64.b64decode(entry["before_b64"])
             atomic_write(file_path, data, mode=int(entry["mode"]))
             if file_path.read_bytes() != data:

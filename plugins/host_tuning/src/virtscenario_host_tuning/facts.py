@@ -28,21 +28,14 @@ _CGROUP_CONTAINER = re.compile(r"(docker|containerd|kubepods|lxc|libpod|podman|c
 
 def cpu_flags(host: Any) -> frozenset[str]:
     """Flags of the first processor, as whole words (never a substring search)."""
-    text = sysfs.read_text(host, "/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    from virtscenario.api import parse_cpuinfo
+    return parse_cpuinfo(sysfs.read_text(host, "/proc/cpuinfo") or "")[2]
 
 
 def cpu_vendor(host: Any) -> str:
-    text = sysfs.read_text(host, "/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "vendor_id":
-            return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(value.strip(), value.strip())
-    return ""
+    from virtscenario.api import parse_cpuinfo
+    vendor = parse_cpuinfo(sysfs.read_text(host, "/proc/cpuinfo") or "")[0]
+    return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
 
 
 def meminfo(host: Any, path: str = "/proc/meminfo") -> dict[str, int]:

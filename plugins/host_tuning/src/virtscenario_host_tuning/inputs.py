@@ -31,47 +31,33 @@ class Inputs:
     store: Optional[Path]
 
 
-def parse_sets(values: tuple[str, ...]) -> list[tuple[str, Any, str]]:
-    out = []
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise VirtscenarioError(f"--set {item!r} is not KEY=VALUE")
-        out.append((key.strip(), value, f"--set {key.strip()}"))
-    return out
-
-
-def gather(catalog: Any, scenario: str, vm_names: tuple[str, ...] = (), all_vms: bool = False,
+def gather(scenario: str, vm_names: tuple[str, ...] = (), all_vms: bool = False,
            config_file: Optional[str] = None, output: Optional[str] = None,
            sets: tuple[str, ...] = ()) -> Inputs:
-    from virtscenario.config import load_config
-    from virtscenario.pipeline import resolve_settings
+    from virtscenario.api import read_vm, resolve_scenario, store_root, stored_vms
 
-    config = load_config(config_file)
-    _provided, settings = resolve_settings(catalog, scenario, config, parse_sets(sets))
-    overrides = {k: settings[k] for k in settings if k.startswith("host.") and settings[k].source.startswith("flag")}
+    settings = resolve_scenario(scenario, config_file=config_file, sets=sets).settings
+    overrides = {k: settings[k] for k in settings if k.startswith("host.") and settings[k].layer == "flag"}
 
-    records: list[tuple[dict[str, Any], Path]] = []
+    records: list[Any] = []
     root: Optional[Path] = None
     if vm_names or all_vms:
-        from virtscenario.store import list_vms, load_vm, store_root, vm_dir
-        root = store_root(output, config.store)
+        root = store_root(output, config_file)
         if all_vms:
-            records += [(data, vm_dir(root, str(data.get("name")))) for data in list_vms(root)]
+            records += stored_vms(root)
         for name in vm_names:
-            directory = vm_dir(root, name)
-            data = load_vm(directory)
-            if data is None:
+            vm = read_vm(root, name)
+            if vm is None:
                 raise VirtscenarioError(f"VM {name!r} is not in the store {root} (create it first, or use --output)")
-            if all(str(d.get("name")) != name for d, _p in records):
-                records.append((data, directory))
+            if all(r.name != name for r in records):
+                records.append(vm)
 
     reqs: list[HostRequirement] = []
-    for data, directory in records:
-        reqs += vm_requirements(catalog, data, directory, overrides)
-    if not any(str(d.get("scenario")) == scenario for d, _p in records):
+    for vm in records:
+        reqs += vm_requirements(vm, overrides)
+    if not any(vm.scenario == scenario for vm in records):
         reqs += scenario_requirements(settings, scenario)
-    return Inputs(scenario, reqs, [str(d.get("name")) for d, _p in records], root)
+    return Inputs(scenario, reqs, [vm.name for vm in records], root)
 
 
 def scenario_requirements(settings: Any, scenario: str, vm: Optional[str] = None) -> list[HostRequirement]:
@@ -83,36 +69,27 @@ def scenario_requirements(settings: Any, scenario: str, vm: Optional[str] = None
     return out
 
 
-def vm_requirements(catalog: Any, data: dict[str, Any], directory: Path,
-                    overrides: dict[str, Any]) -> list[HostRequirement]:
+def vm_requirements(vm: Any, overrides: dict[str, Any]) -> list[HostRequirement]:
     """Requirements recorded in a VM's vm.yaml; rationale from its scenario when installed."""
-    name = str(data.get("name") or directory.name)
-    scenario = str(data.get("scenario") or "unknown")
-    memory = int(data.get("memory_bytes") or 0)
+    from virtscenario.api import resolve_scenario
     why: dict[str, tuple[str, str]] = {}
-    if scenario in catalog.scenarios:
-        from virtscenario.config import UserConfig
-        from virtscenario.pipeline import resolve_settings
-        try:
-            _p, resolved = resolve_settings(catalog, scenario, UserConfig(), [])
-            why = {k: (resolved[k].rationale, resolved[k].reference) for k in resolved}
-        except VirtscenarioError:
-            why = {}
-    recorded = f"{directory}/vm.yaml"
+    try:
+        resolved = resolve_scenario(vm.scenario).settings
+        why = {k: (resolved[k].rationale, resolved[k].reference) for k in resolved}
+    except VirtscenarioError:
+        why = {}  # scenario no longer installed: the record speaks for itself
+    recorded = f"{vm.directory}/vm.yaml"
     out: list[HostRequirement] = []
-    for item in data.get("host_requirements") or []:
-        if not isinstance(item, dict) or "key" not in item:
-            continue
-        key, value = str(item["key"]), item.get("value")
+    for key, value in vm.host_requirements:
         if key in overrides or value is None:
             continue
-        rationale, reference = why.get(key, (f"recorded for VM {name}", recorded))
-        out.append(HostRequirement(key, value, rationale, reference, scenario, name, memory))
+        rationale, reference = why.get(key, (f"recorded for VM {vm.name}", recorded))
+        out.append(HostRequirement(key, value, rationale, reference, vm.scenario, vm.name, vm.memory_bytes))
     for key, item in overrides.items():
         out.append(HostRequirement(key, item.value, f"set on the command line ({item.source})", item.reference,
-                                   scenario, name, memory))
-    settings = {str(s.get("key")): s.get("value") for s in data.get("settings") or [] if isinstance(s, dict)}
+                                   vm.scenario, vm.name, vm.memory_bytes))
     for key in VM_FACTS:
-        if settings.get(key) is not None:
-            out.append(HostRequirement(key, settings[key], f"setting of VM {name}", recorded, scenario, name, memory))
+        if vm.settings.get(key) is not None:
+            out.append(HostRequirement(key, vm.settings[key], f"setting of VM {vm.name}", recorded, vm.scenario,
+                                       vm.name, vm.memory_bytes))
     return out

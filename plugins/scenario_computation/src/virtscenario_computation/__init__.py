@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from virtscenario import hookimpl
+from virtscenario.api import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtscenario.api import BuildContext, Domain, Scenario, Settings
 
-VIRTSCENARIO_API = (1, 0)
+VIRTSCENARIO_API = (1, 2)
 PLUGIN = "virtscenario-computation"
 SCENARIO_NAME = "computation"
 
@@ -36,5 +36,7 @@ def customize_model(domain: Domain, settings: Settings, context: BuildContext) -
         return
     if domain.features.kvm_hint_dedicated and len(domain.cputune.vcpupin) < domain.vcpus:
         domain.features.kvm_hint_dedicated = None
-        context.note("features.kvm_hint_dedicated dropped: the vCPUs are not pinned to dedicated host CPUs "
-                     "(pinning needs the host topology: --connect or --host-root)", source=PLUGIN)
+        why = ("pinning needs the host topology: --connect or --host-root" if context.host is None or
+               not context.host.cpus else "see the cpu.pinning note for why they are not")
+        context.note(f"features.kvm_hint_dedicated dropped: the vCPUs are not pinned to dedicated host CPUs ({why})",
+                     source=PLUGIN)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from virtscenario import hookimpl
+from virtscenario.api import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtscenario.api import BuildContext, Scenario, Settings, SettingSpec
 
-VIRTSCENARIO_API = (1, 0)
+VIRTSCENARIO_API = (1, 2)
 PLUGIN = "virtscenario-desktop"
 USB_REDIRECT = "desktop.usb_redirect"
 

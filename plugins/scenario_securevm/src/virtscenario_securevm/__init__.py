@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from virtscenario import hookimpl
+from virtscenario.api import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtscenario.api import DomainCaps, Scenario, Settings
 
-VIRTSCENARIO_API = (1, 0)
+VIRTSCENARIO_API = (1, 2)  # ResolvedSetting.layer/origin
 SCENARIO_NAME = "securevm"
 
 
@@ -38,7 +38,7 @@ def select_launch_security(caps: Optional[DomainCaps], settings: Settings) -> Op
     item = settings.get("launch_security.type")
     if caps is not None or item is None or item.value != "auto":
         return None
-    if not item.source.startswith(f"scenario {SCENARIO_NAME} "):
+    if (item.layer, item.origin) != ("scenario", SCENARIO_NAME):
         return None
     from .scenario import OFFLINE_LAUNCH_SECURITY
     return OFFLINE_LAUNCH_SECURITY

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .topology import RtSplit
 
-VIRTSCENARIO_API = (1, 1)  # BuildContext.require_host
+VIRTSCENARIO_API = (1, 2)  # BuildContext.require_host (1.1), ResolvedSetting.by_user (1.2)
 NAME = "softrt"
 PLUGIN = "virtscenario-softrt"
 
@@ -103,7 +103,8 @@ SETTINGS = (
                 minimum=2, maximum=8192, rationale="a small RT host: 1 housekeeping core, 7 isolated",
                 reference=KBASE),
     SettingSpec("softrt.host_sockets", "int", 1, "Offline: sockets of the assumed target host",
-                minimum=1, maximum=64, reference=KBASE),
+                minimum=1, maximum=64, rationale="a single-socket host: the usual small real-time box, and no "
+                "cross-socket latency to plan around", reference=KBASE),
     SettingSpec("softrt.host_threads_per_core", "int", 1, "Offline: SMT threads per core of the assumed host",
                 minimum=1, maximum=8, rationale="kbase: SMT is disabled on real-time hosts", reference=KBASE),
     SettingSpec("softrt.use_smt_siblings", "bool", False,
@@ -186,7 +187,7 @@ def _hugepages(domain: Domain, settings: Settings, host: HostInfo, context: Buil
     pages = domain.memory_backing.hugepages
     if not pages or pages[0].size_kib != GIB_KIB:
         return
-    if settings["memory.hugepage_size"].source.startswith(("file", "flag")):
+    if settings["memory.hugepage_size"].by_user:
         return  # the user asked for 1 GiB explicitly: the rules and libvirt judge it
     reason = ""
     if host.hugepage_sizes_kib and GIB_KIB not in host.hugepage_sizes_kib:

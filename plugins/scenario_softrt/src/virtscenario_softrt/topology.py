@@ -120,13 +120,13 @@ def compute_split(host: HostInfo, vcpus: int, housekeeping_cores: int, use_sibli
         if where.get(threads[0]) in house_cores:
             shared.extend(threads)
     if len(usable) < vcpus:
-        threads = host.threads_per_core
-        shape = f"{len(all_ids)} CPUs" + (f" ({threads} threads per core)" if threads > 1 else "")
+        smt = host.threads_per_core
+        shape = f"{len(all_ids)} CPUs" + (f" ({smt} threads per core)" if smt > 1 else "")
         kept = (f"host.isolated_cpus={isolated} leaves" if isolated is not None else
                 f"keeping {housekeeping_cores} core(s) per socket for housekeeping ({format_cpulist(house)}) leaves")
         fix = f"use --vcpus {len(usable)}, " if usable else ""
         raise VirtscenarioError(
             f"softrt: the host has {shape}; {kept} {len(usable)} dedicated CPU(s) for {vcpus} real-time vCPUs: "
             f"{fix}fewer housekeeping cores (--set cpu.housekeeping_cpus=N), or a bigger host"
-            + (" (or --set softrt.use_smt_siblings=on)" if not use_siblings and threads > 1 else ""))
+            + (" (or --set softrt.use_smt_siblings=on)" if not use_siblings and smt > 1 else ""))
     return RtSplit(tuple(house), tuple(iso), tuple(usable[:vcpus]), tuple(idle), tuple(sorted(shared)), host.source)

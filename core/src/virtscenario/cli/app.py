@@ -1,0 +1,165 @@
+"""The ``virtscenario`` command line (click).
+
+Start-up is kept to the cost of importing click: each built-in command lives in its own
+module under :mod:`virtscenario.cli.commands`, imported only when that command runs
+(or when help lists them), and plugin commands are loaded only when a name is not
+built in. ``--version`` imports nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+
+from .. import __version__
+from ..errors import VirtscenarioError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: Built-in commands: name -> (module under virtscenario.cli.commands, attribute).
+BUILTIN_COMMANDS = {
+    "create": ("create", "create_cmd"),
+    "host": ("host", "host_group"),
+    "plugin": ("plugins", "plugin_group"),
+    "plugins": ("plugins", "plugins_group"),
+    "scenarios": ("scenarios", "scenarios_group"),
+    "settings": ("settings", "settings_cmd"),
+    "validate": ("validate", "validate_cmd"),
+}
+
+
+def load_plugin_commands(root: click.Group) -> None:
+    """Let plugins add commands (register_commands), once per process."""
+    if getattr(root, "_plugins_loaded", False):
+        return
+    root._plugins_loaded = True  # type: ignore[attr-defined]
+    if isinstance(root, LazyGroup):
+        for name in BUILTIN_COMMANDS:  # so a plugin can extend a built-in group (host plan, ...)
+            root.builtin(name)
+    from ..plugin.hooks import Catalog
+    Catalog().call("register_commands", cli=root)
+
+
+class LazyGroup(click.Group):
+    """The root group: built-in commands imported on use, plugin commands loaded on demand."""
+
+    def builtin(self, name: str) -> Optional[click.Command]:
+        if name not in self.commands and name in BUILTIN_COMMANDS:
+            module_name, attr = BUILTIN_COMMANDS[name]
+            import importlib
+            module = importlib.import_module(f"virtscenario.cli.commands.{module_name}")
+            self.add_command(getattr(module, attr), name)
+        return self.commands.get(name)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        command = self.builtin(cmd_name)
+        if command is None:
+            load_plugin_commands(self)
+            command = self.commands.get(cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_plugin_commands(self)
+        return sorted(self.commands)
+
+
+class ExtensibleGroup(click.Group):
+    """A built-in group that plugins may add subcommands to (the ``host`` group)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            load_plugin_commands(ctx.find_root().command)  # type: ignore[arg-type]
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_plugin_commands(ctx.find_root().command)  # type: ignore[arg-type]
+        return super().list_commands(ctx)
+
+
+def _list_plugins_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .commands.plugins import print_plugins
+        print_plugins(as_json=False)
+        ctx.exit(0)
+
+
+def _plugins_dir(ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    if value:
+        # Read by the plugin manager, which is created lazily, after option parsing.
+        os.environ["VIRTSCENARIO_PLUGINS_DIR"] = value
+    return value
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="virtscenario", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--host-root", type=click.Path(file_okay=False), envvar="VIRTSCENARIO_HOST_ROOT",
+              help="Map /proc, /sys, /etc, /dev and the journal under DIR (tests, offline images).")
+@click.option("--plugins-dir", type=click.Path(file_okay=False, exists=True), is_eager=True,
+              expose_value=False, callback=_plugins_dir,
+              help="Also load every *.py in DIR as a plugin (development; VIRTSCENARIO_PLUGINS_DIR).")
+@click.option("--list-plugins", is_flag=True, expose_value=False, is_eager=True, callback=_list_plugins_flag,
+              help="List plugins and exit.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, host_root: Optional[str]) -> None:
+    """Generate libvirt guests and host plans from workload scenarios.
+
+    \b
+    Examples:
+      virtscenario scenarios list
+      virtscenario create desktop --name work --print-xml
+      virtscenario create computation --name calc --vcpus 8 --memory 16GiB --define
+    """
+    ctx.obj = {"debug": debug, "host_root": host_root}
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: one ``Error:`` line and exit 1 on failure; a traceback only with --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("VIRTSCENARIO_DEBUG") == "1"
+    try:
+        # standalone_mode=False returns ctx.exit()'s code instead of exiting: pass it on.
+        code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VirtscenarioError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback by default
+        if debug:
+            raise
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        click.echo(f"Error: internal error: {type(exc).__name__}: {text} (run with --debug for a traceback)",
+                   err=True)
+        sys.exit(1)
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+

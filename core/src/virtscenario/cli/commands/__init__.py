@@ -1,0 +1,1 @@
+"""One module per built-in command, imported only when the command runs."""

@@ -1,1 +1,0 @@
-"""The core's own plugins, registered through the ``virtscenario`` entry points like any other."""

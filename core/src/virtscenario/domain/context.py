@@ -1,0 +1,51 @@
+"""The build context handed to model and XML hooks."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..records import Record, record
+from ..settings.types import Choice
+from ..types import Note, Scenario
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..host.facts import HostInfo
+    from ..host.hypervisor import DomainCaps
+
+
+@record
+class BuildContext(Record):
+    """What the pipeline knows while it builds one VM.
+
+    ``caps`` is ``None`` when generating offline (no ``--connect``); ``host`` is
+    ``None`` when nothing is known about the target host. ``libvirt_version`` is
+    the target's (``major*1_000_000 + minor*1000 + micro``), or the locally
+    installed libvirt's offline, or ``None`` when unknown. Hooks report what
+    they adapted with :meth:`note`, and host needs they computed (a CPU split, say)
+    with :meth:`require_host`: those replace the scenario's value for that key in
+    the host plan and in the VM's vm.yaml.
+    """
+
+    scenario: Scenario
+    vm_name: str
+    plugin: str = ""
+    caps: Optional[DomainCaps] = None
+    host: Optional[HostInfo] = None
+    libvirt_version: Optional[int] = None
+    vm_dir: Optional[Path] = None
+    notes: list[Note] = field(default_factory=list)
+    host_requirements: list[Choice] = field(default_factory=list)
+
+    def require_host(self, key: str, value: object, rationale: str, reference: str) -> None:
+        if not key.startswith("host."):
+            raise ValueError(f"host requirement {key!r} must start with 'host.'")
+        self.host_requirements.append(Choice(key, value, rationale, reference))
+
+    def note(self, message: str, level: str = "info", source: str = "core") -> None:
+        self.notes.append(Note(level, message, source))  # type: ignore[arg-type]
+
+    @property
+    def offline(self) -> bool:
+        return self.caps is None

@@ -1,0 +1,254 @@
+"""One VM from a scenario: resolve settings, adapt to the hypervisor, plan, build, check, render, validate.
+
+Phases (docs/plugin-hooks.md has the diagram): resolve (register_scenarios,
+register_settings, scenario_overrides; per-device ``--disk``/``--network`` values) ->
+adapt -> select_machine, select_launch_security -> plan disks, NICs, share -> build
+(every section) -> customize_model -> domain_rules -> render -> postprocess_xml ->
+capability check (connected) -> RelaxNG validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..errors import ConfigError, ValidationError, VirtscenarioError
+from ..records import Record, record
+from ..settings.userfile import UserConfig
+from ..types import HostRequirement, Note
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..host.facts import HostInfo
+    from ..host.hypervisor import DomainCaps
+    from ..plugin.hooks import Catalog, ProvidedScenario
+    from ..settings.cliargs import FlagValue
+    from ..settings.types import Settings
+    from ..vm.identity import Identity
+    from .context import BuildContext
+    from .model import Domain, VmPlan
+    from .sections.disks import DiskArg, DiskPlan, ImagePlan
+    from .sections.nics import NetArg
+
+
+@record
+class Request(Record):
+    scenario: str
+    name: str
+    cli_settings: list[FlagValue] = field(default_factory=list)
+    config: UserConfig = field(default_factory=UserConfig)
+    disks: Optional[list[DiskArg]] = None  # None: one new disk from the settings
+    networks: Optional[list[NetArg]] = None  # None: network.default
+    cdrom: Optional[str] = None
+    store_root: Path = Path(".")
+    caps: Optional[DomainCaps] = None
+    host: Optional[HostInfo] = None
+    libvirt_version: Optional[int] = None
+    identity: Optional[Identity] = None
+    schema: Optional[str] = None
+    inspect_images: bool = True
+
+
+@record
+class Generated(Record):
+    provided: ProvidedScenario
+    settings: Settings
+    domain: Domain
+    xml: bytes
+    plan: VmPlan
+    images: list[ImagePlan]
+    notes: list[Note]
+    vm_dir: Path
+    host_requirements: list[HostRequirement]
+    validated: bool
+
+    @property
+    def disks(self) -> list[DiskPlan]:
+        return self.plan.disks
+
+    @property
+    def identity(self) -> Identity:
+        return self.plan.identity
+
+    @property
+    def share_dir(self) -> Optional[str]:
+        return self.plan.share_dir
+
+
+def device_specs(disks: tuple[str, ...], networks: tuple[str, ...]) -> tuple[Any, Any]:
+    """``--disk``/``--network`` options -> specs; None when the option was not given."""
+    from .sections.disks import parse_disk
+    from .sections.nics import parse_network
+    disk_specs = net_specs = None
+    if disks:
+        disk_specs = [d for d in (parse_disk(x) for x in disks) if d is not None]
+        if len(disk_specs) != len(disks) and len(disks) > 1:
+            raise ConfigError("--disk none cannot be combined with other --disk options")
+    if networks:
+        net_specs = [n for n in (parse_network(x) for x in networks) if n is not None]
+        if len(net_specs) != len(networks) and len(networks) > 1:
+            raise ConfigError("--network none cannot be combined with other --network options")
+    return disk_specs, net_specs
+
+
+def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
+    from ..host.facts import version_text
+    from ..plugin.hooks import Catalog
+    from ..settings.resolve import resolve_scenario
+    from ..vm.identity import Identity
+    from ..vm.names import check_vm_name
+    from .build import build_domain
+    from .caps import adapt
+    from .context import BuildContext
+    from .model import VmPlan
+    from .sections import disks, nics
+    from .sections.security import LAUNCH_SECURITY_MIN_LIBVIRT
+
+    catalog = catalog or Catalog()
+    check_vm_name(req.name)
+    notes: list[Note] = []
+    provided, settings = resolve_scenario(catalog, req.scenario, req.config, req.cli_settings)
+    devices = {}
+    if req.disks:
+        devices.update(disks.device_settings(req.disks, catalog.registry, settings))
+    if req.networks:
+        devices.update(nics.device_settings(req.networks, catalog.registry, settings))
+    if devices:
+        settings = settings.with_items(devices)
+    settings = adapt(settings, req.caps, notes)
+    s = settings.value
+    if req.host and req.host.memory_bytes and s("vm.memory") > req.host.memory_bytes:
+        notes.append(Note("warning", f"vm.memory exceeds the host's {req.host.memory_bytes // 1024**2} MiB of RAM"))
+
+    machine_answer = catalog.first("select_machine", caps=req.caps, settings=settings)
+    machine = machine_answer[1] if machine_answer else s("vm.machine")
+    ls_answer = catalog.first("select_launch_security", caps=req.caps, settings=settings)
+    launch = ls_answer[1] if ls_answer else "none"
+    if launch not in LAUNCH_SECURITY_MIN_LIBVIRT and launch != "none":
+        raise VirtscenarioError(f"plugin {ls_answer[0] if ls_answer else '?'!r}: select_launch_security answered "
+                                f"{str(launch)[:40]!r}, not one of none, {', '.join(LAUNCH_SECURITY_MIN_LIBVIRT)}")
+    if launch != "none" and req.libvirt_version is not None and \
+            req.libvirt_version < LAUNCH_SECURITY_MIN_LIBVIRT[launch]:
+        raise VirtscenarioError(f"launch security {launch} needs libvirt >= "
+                                f"{version_text(LAUNCH_SECURITY_MIN_LIBVIRT[launch])}; this libvirt is "
+                                f"{version_text(req.libvirt_version)}")
+
+    vm_dir = req.store_root / req.name
+    identity = req.identity or Identity.new()
+    ctx = BuildContext(scenario=provided.scenario, vm_name=req.name, plugin=provided.distribution,
+                       caps=req.caps, host=req.host, libvirt_version=req.libvirt_version, vm_dir=vm_dir,
+                       notes=notes)
+    share_dir = None
+    if s("filesystem.share"):
+        share_dir = str(Path(s("filesystem.source_dir")).expanduser().absolute()) if s("filesystem.source_dir") \
+            else str((vm_dir / "share").absolute())
+    cdrom = None
+    if req.cdrom:
+        cd = Path(req.cdrom).expanduser().absolute()
+        if not cd.is_file():
+            raise ConfigError(f"--cdrom {req.cdrom}: no such file")
+        cdrom = str(cd)
+    plan = VmPlan(identity=identity, machine=machine, launch_security=launch,
+                  disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images),
+                  nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir)
+    domain = build_domain(settings, ctx, plan)
+    images = disks.plan_images(plan.disks, settings, ctx)
+    catalog.call("customize_model", domain=domain, settings=settings, context=ctx)
+    _check_rules(catalog, domain, settings, notes)
+
+    from .render import render_domain, to_bytes
+    root = render_domain(domain)
+    catalog.call("postprocess_xml", root=root, settings=settings, context=ctx)
+    if req.caps is not None:
+        from .caps import problems
+        found = problems(root, req.caps)
+        if found:
+            more = f" (and {len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""
+            raise VirtscenarioError(f"{found[0]}{more}")
+    validated = _validate(root, req.schema, catalog, domain, settings, ctx)
+    if not validated:
+        notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
+                          "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
+    xml = to_bytes(root)
+    reqs = _host_requirements(settings, domain, ctx, req)
+    notes.extend(n for n in catalog.notes if n not in notes)
+    return Generated(provided, settings, domain, xml, plan, images, notes, vm_dir, reqs, validated)
+
+
+def _validate(root: Any, schema: Optional[str], catalog: Catalog, domain: Domain, settings: Settings,
+              ctx: BuildContext) -> bool:
+    """RelaxNG validation; an invalid document is blamed on the postprocess_xml plugin that broke it."""
+    from .validate import validate_tree
+    try:
+        return validate_tree(root, schema)
+    except ValidationError as exc:
+        culprit = _postprocess_culprit(catalog, domain, settings, ctx, schema)
+        if culprit:
+            raise ValidationError(f"plugin {culprit!r} (postprocess_xml) made the domain XML invalid: {exc}",
+                                  exc.problems) from None
+        raise
+
+
+def _postprocess_culprit(catalog: Catalog, domain: Domain, settings: Settings, ctx: BuildContext,
+                         schema: Optional[str]) -> Optional[str]:
+    """Re-run postprocess_xml one implementation at a time on a fresh tree (failure path only)."""
+    from .render import render_domain
+    from .validate import validate_tree
+    tree = render_domain(domain)
+    if not _valid(validate_tree, tree, schema):
+        return None
+    for impl in reversed(catalog.pm.hook.postprocess_xml.get_hookimpls()):
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        try:
+            impl.function(**{k: {"root": tree, "settings": settings, "context": ctx}[k] for k in impl.argnames})
+        except Exception:  # noqa: BLE001 - a failing hook is diagnosed by the real call, not here
+            return impl.plugin_name
+        if not _valid(validate_tree, tree, schema):
+            return impl.plugin_name
+    return None
+
+
+def _valid(validate_tree: Any, tree: Any, schema: Optional[str]) -> bool:
+    try:
+        validate_tree(tree, schema)
+        return True
+    except ValidationError:
+        return False
+
+
+def _check_rules(catalog: Catalog, domain: Domain, settings: Settings, notes: list[Note]) -> None:
+    errors: list[str] = []
+    failed: list[str] = []
+    for plugin, rule in catalog.rules:
+        try:
+            problems = list(rule.check(domain, settings))
+        except Exception as exc:  # noqa: BLE001 - a plugin bug becomes one line naming the rule
+            raise VirtscenarioError(f"rule {rule.name!r} of plugin {plugin!r} failed: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        for problem in problems:
+            text = f"{problem} [rule {rule.name}: {rule.explanation}; see {rule.reference}]"
+            if rule.severity == "error":
+                errors.append(text)
+                failed.append(rule.name)
+            else:
+                notes.append(Note("warning", text, plugin))
+    if errors:
+        others = sorted({name for name in failed[1:] if name != failed[0]})
+        more = f" (and {len(errors) - 1} more" + (f": {', '.join(others)})" if others else ")") \
+            if len(errors) > 1 else ""
+        raise ValidationError(f"{errors[0]}{more}", tuple(errors))
+
+
+def _host_requirements(settings: Settings, domain: Domain, ctx: BuildContext, req: Request) -> list[HostRequirement]:
+    """host.* choices, replaced by what hooks computed (require_host), plus the hugepage backing
+    the final model uses (a hook may have changed the page size)."""
+    chosen = {k: (item.value, item.rationale, item.reference) for k, item in settings.items()
+              if k.startswith("host.") and item.value is not None}
+    for choice in ctx.host_requirements:
+        chosen[choice.key] = (choice.value, choice.rationale, choice.reference)
+    for page in domain.memory_backing.hugepages[:1]:
+        why = settings["memory.hugepages"]
+        chosen["memory.hugepages"] = (True, why.rationale, why.reference)
+        chosen["memory.hugepage_size"] = (page.size_kib * 1024, why.rationale, why.reference)
+    return [HostRequirement(k, v, r, ref, req.scenario, req.name, domain.memory) for k, (v, r, ref) in chosen.items()]

@@ -1,0 +1,153 @@
+"""Host facts read from /proc and /sys through a HostRoot, and the local libvirt version."""
+
+from __future__ import annotations
+
+import glob
+import re
+from typing import Optional
+
+from ..records import FrozenRecord, frozen_record
+from .root import HostRoot
+
+
+@frozen_record
+class HostCpu(FrozenRecord):
+    id: int
+    core: int
+    socket: int
+    node: int = 0
+
+
+@frozen_record
+class HostInfo(FrozenRecord):
+    """What is known about the host a VM is generated for."""
+
+    arch: str = "x86_64"
+    cpu_vendor: str = ""
+    cpu_model: str = ""
+    cpus: tuple[HostCpu, ...] = ()
+    memory_bytes: int = 0
+    flags: frozenset[str] = frozenset()
+    hugepage_sizes_kib: tuple[int, ...] = ()
+    source: str = "unknown"
+
+    @property
+    def sockets(self) -> int:
+        return len({c.socket for c in self.cpus}) or 0
+
+    @property
+    def cores_per_socket(self) -> int:
+        if not self.cpus:
+            return 0
+        return len({(c.socket, c.core) for c in self.cpus}) // max(1, self.sockets)
+
+    @property
+    def threads_per_core(self) -> int:
+        if not self.cpus:
+            return 0
+        return len(self.cpus) // max(1, len({(c.socket, c.core) for c in self.cpus}))
+
+    @property
+    def nodes(self) -> tuple[int, ...]:
+        return tuple(sorted({c.node for c in self.cpus}))
+
+
+def parse_cpuinfo(text: str) -> tuple[str, str, frozenset[str]]:
+    """(vendor, model name, flags) of the first processor; flags are whole words."""
+    vendor = model = ""
+    flags: frozenset[str] = frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split())
+    return vendor, model, flags
+
+
+def parse_cpulist(text: str) -> list[int]:
+    """Expand a kernel CPU list such as ``0-3,8,10-11``."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def format_cpulist(cpus: list[int] | tuple[int, ...]) -> str:
+    """Compress CPU ids into ranges (``0-3,8``), as the kernel and tuned want them."""
+    ids = sorted(set(cpus))
+    ranges: list[str] = []
+    start = prev = None
+    for cpu in ids:
+        if start is None:
+            start = prev = cpu
+        elif cpu == prev + 1:  # type: ignore[operator]
+            prev = cpu
+        else:
+            ranges.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = cpu
+    if start is not None:
+        ranges.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ",".join(ranges)
+
+
+def read_host(host: HostRoot) -> HostInfo:
+    vendor, model, flags = parse_cpuinfo(host.read("/proc/cpuinfo", ""))
+    node_of: dict[int, int] = {}
+    for entry in host.listdir("/sys/devices/system/node"):
+        if re.fullmatch(r"node\d+", entry):
+            for cpu in parse_cpulist(host.read(f"/sys/devices/system/node/{entry}/cpulist", "")):
+                node_of[cpu] = int(entry[4:])
+    cpus: list[HostCpu] = []
+    for entry in host.listdir("/sys/devices/system/cpu"):
+        if not re.fullmatch(r"cpu\d+", entry):
+            continue
+        cid = int(entry[3:])
+        topo = f"/sys/devices/system/cpu/{entry}/topology"
+        if not host.exists(topo):
+            continue
+        core = int(host.read(f"{topo}/core_id", str(cid)).strip() or cid)
+        socket = int(host.read(f"{topo}/physical_package_id", "0").strip() or 0)
+        cpus.append(HostCpu(cid, core, socket, node_of.get(cid, 0)))
+    memory = 0
+    for line in host.read("/proc/meminfo", "").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = int(line.split()[1]) * 1024
+    sizes = []
+    for entry in host.listdir("/sys/kernel/mm/hugepages"):
+        m = re.fullmatch(r"hugepages-(\d+)kB", entry)
+        if m:
+            sizes.append(int(m.group(1)))
+    vendor_name = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
+    return HostInfo(arch="x86_64", cpu_vendor=vendor_name, cpu_model=model,
+                    cpus=tuple(sorted(cpus, key=lambda c: c.id)),
+                    memory_bytes=memory, flags=flags, hugepage_sizes_kib=tuple(sorted(sizes)),
+                    source=f"host files under {host.root}" if host.is_fake else "this host")
+
+
+def local_libvirt_version() -> Optional[int]:
+    """Version of the installed libvirt library, read from its file name (no import).
+
+    ``libvirt.so.0.9000.0`` is libvirt 9.0.0 -> 9000000.
+    """
+    for pattern in ("/usr/lib/*/libvirt.so.0.*.*", "/usr/lib64/libvirt.so.0.*.*", "/usr/lib/libvirt.so.0.*.*"):
+        for path in sorted(glob.glob(pattern)):
+            m = re.search(r"libvirt\.so\.0\.(\d+)\.(\d+)$", path)
+            if m:
+                major, minor = divmod(int(m.group(1)), 1000)
+                return major * 1_000_000 + minor * 1000 + int(m.group(2))
+    return None
+
+
+def version_text(version: Optional[int]) -> str:
+    if version is None:
+        return "unknown"
+    major, rest = divmod(version, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"

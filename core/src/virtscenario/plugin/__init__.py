@@ -1,0 +1,1 @@
+"""Plugins: hook specifications, discovery, the manager, and the typed facade that calls hooks."""

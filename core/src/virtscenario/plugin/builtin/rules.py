@@ -1,0 +1,130 @@
+"""The core's semantic rules: what the RelaxNG schema cannot see, each with its reason."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+from virtscenario import hookimpl
+from virtscenario.types import DomainRule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from virtscenario.domain.model import Domain
+    from virtscenario.settings.types import Settings
+
+KB_VIRTIOFS = "https://libvirt.org/kbase/virtiofs.html"
+KB_SEV = "https://libvirt.org/kbase/launch_security_sev.html"
+FORMATDOMAIN = "https://libvirt.org/formatdomain.html"
+
+
+def _virtiofs_shared(dom: Domain, _s: Settings) -> Iterator[str]:
+    for fs in dom.devices.filesystems:
+        if fs.driver == "virtiofs" and dom.memory_backing.access != "shared":
+            yield f"filesystem {fs.target_dir!r} uses virtiofs but memory access is not shared"
+
+
+def _launch_security(dom: Domain, _s: Settings) -> Iterator[str]:
+    ls = dom.launch_security
+    if ls is None:
+        return
+    if not (dom.os.machine or "").startswith(("q35", "pc-q35")):
+        yield f"{ls.type} needs a q35 machine, not {dom.os.machine!r}"
+    if dom.os.firmware != "efi" and not dom.os.loader:
+        yield f"{ls.type} needs UEFI firmware"
+    if ls.type in ("sev", "sev-snp"):
+        for dev in dom.virtio_devices():
+            if getattr(dev, "iommu", None) is not True:
+                yield f"{ls.type}: virtio device {type(dev).__name__.lower()} lacks iommu='on'"
+    if ls.type == "sev" and not dom.memory_backing.locked and not (dom.memtune and dom.memtune.hard_limit):
+        yield "sev pins guest memory: set a memtune hard_limit (memory.hard_limit_overhead) or memory.locked"
+    if dom.devices.filesystems:
+        yield f"{ls.type} guests must not share host directories (the host cannot read encrypted memory)"
+    if ls.type == "tdx" and dom.cpu.mode != "host-passthrough":
+        yield "tdx needs cpu mode host-passthrough (QEMU rejects named models)"
+
+
+def _iothreads_used(dom: Domain, _s: Settings) -> Iterator[str]:
+    used = {d.iothread for d in dom.devices.disks if d.iothread}
+    unused = [i for i in range(1, dom.iothreads + 1) if i not in used]
+    if unused and any(d.bus == "virtio" and d.device == "disk" for d in dom.devices.disks):
+        yield f"iothreads {unused} are declared but no disk uses them"
+
+
+def _hugepage_multiple(dom: Domain, _s: Settings) -> Iterator[str]:
+    for page in dom.memory_backing.hugepages:
+        if dom.memory % (page.size_kib * 1024):
+            yield f"memory {dom.memory // 1024} KiB is not a multiple of the {page.size_kib} KiB hugepage size"
+
+
+def _locked_limit(dom: Domain, _s: Settings) -> Iterator[str]:
+    if dom.memory_backing.locked and not (dom.memtune and dom.memtune.hard_limit):
+        yield "memory is locked without a memtune hard_limit: QEMU may lock unbounded host memory"
+
+
+def _migratable(dom: Domain, settings: Settings) -> Iterator[str]:
+    if not settings.value("vm.migratable"):
+        return
+    if dom.devices.hostdevs:
+        yield "host devices (PCI passthrough) are tied to this host"
+    if dom.devices.filesystems:
+        yield "virtiofs shares do not migrate (nor save or snapshot with memory)"
+    if dom.launch_security:
+        yield f"{dom.launch_security.type} guests cannot live-migrate"
+    for disk in dom.devices.disks:
+        if disk.device == "disk" and disk.cache not in ("none", "directsync"):
+            yield f"disk {disk.target} uses cache={disk.cache or 'default'}; libvirt refuses migration " \
+                  "unless cache is none or directsync"
+    if dom.cpu.mode == "host-passthrough":
+        yield "cpu mode host-passthrough is only safe between identical hosts; use host-model or custom"
+    if dom.cputune.vcpupin or dom.numatune:
+        yield "vCPU or NUMA pinning refers to this host's CPUs"
+    if dom.memory_backing.locked or dom.memory_backing.hugepages:
+        yield "hugepages or locked memory must be reserved on every destination host"
+
+
+def _spice_gl(dom: Domain, _s: Settings) -> Iterator[str]:
+    for g in dom.devices.graphics:
+        if g.type == "spice" and g.gl and g.listen != "none":
+            yield "SPICE OpenGL is local-only: it needs graphics.listen=none"
+
+
+def _tpm_passthrough(dom: Domain, _s: Settings) -> Iterable[str]:
+    for tpm in dom.devices.tpms:
+        if tpm.backend == "passthrough":
+            yield "TPM passthrough gives one guest the host's TPM: the host loses it and the VM cannot migrate"
+
+
+def _dedicated_hint(dom: Domain, _s: Settings) -> Iterator[str]:
+    if dom.features.kvm_hint_dedicated and len(dom.cputune.vcpupin) < dom.vcpus:
+        yield "kvm hint-dedicated is on but the vCPUs are not all pinned: the guest would skip " \
+              "spinning for CPUs that the host actually shares"
+
+
+RULES = (
+    DomainRule("virtiofs-needs-shared-memory",
+               "virtiofsd maps guest memory, so virtiofs needs <memoryBacking><access mode='shared'/> "
+               "(memfd, file or hugepages source); libvirt refuses it otherwise", KB_VIRTIOFS, _virtiofs_shared),
+    DomainRule("launch-security-requirements",
+               "SEV/SEV-SNP/TDX guests need q35 + UEFI; every virtio device must use the IOMMU platform "
+               "(iommu='on') to reach unencrypted bounce buffers; SEV pins memory, so it needs a limit; "
+               "nothing may be shared with the host", KB_SEV, _launch_security),
+    DomainRule("iothreads-used", "an iothread no disk uses is a wasted host thread: bind disks to them",
+               FORMATDOMAIN + "#iothreads-allocation", _iothreads_used),
+    DomainRule("hugepage-multiple", "guest memory must be a whole number of hugepages",
+               FORMATDOMAIN + "#memory-backing", _hugepage_multiple),
+    DomainRule("locked-memory-limit", "libvirt docs: with <locked/> it is highly recommended to set a "
+               "hard_limit", FORMATDOMAIN + "#memory-backing", _locked_limit, severity="warning"),
+    DomainRule("migratable-vm", "a VM meant to live-migrate (vm.migratable) must not depend on this host",
+               FORMATDOMAIN + "#cpu-model-and-topology", _migratable),
+    DomainRule("spice-gl-local", "QEMU: SPICE GL support is local-only and incompatible with a TCP port",
+               FORMATDOMAIN + "#graphical-framebuffers", _spice_gl),
+    DomainRule("dedicated-hint-needs-pinning", "hint-dedicated tells the guest each vCPU has a host CPU of its "
+               "own, which is only true with 1:1 pinning", FORMATDOMAIN + "#hypervisor-features", _dedicated_hint,
+               severity="warning"),
+    DomainRule("tpm-passthrough", "an emulated TPM (swtpm) is per-VM and migratable; passthrough is neither",
+               FORMATDOMAIN + "#tpm-device", _tpm_passthrough, severity="warning"),
+)
+
+
+@hookimpl
+def domain_rules() -> Iterable[DomainRule]:
+    return RULES

@@ -1,0 +1,86 @@
+"""Reading files a hostile local user might have prepared: ownership, size and YAML limits.
+
+A settings file can move the store, share host directories and open displays, so it is
+only read when it belongs to the invoking user or root and nobody else may write it (the
+rule sudo and ssh apply to their own configuration). YAML is parsed without anchors and
+aliases (a few hundred bytes of aliases expand to gigabytes), without duplicate keys,
+and only up to a size no real file needs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+#: The largest settings or inventory file read (ours are a few KiB).
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def check_trusted(path: Path, what: str) -> os.stat_result:
+    """Refuse ``path`` unless root or the invoking user owns it and only its owner may write it."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    euid = os.geteuid()
+    if st.st_uid not in (0, euid):
+        raise ConfigError(f"{what} {path} belongs to uid {st.st_uid}, not to you or root: refusing to use it "
+                          "(another user could redirect the store or expose host files)")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"{what} {path} is writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                          f"refusing to use it (chmod go-w {path})")
+    return st
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """Parse a trusted YAML file: size-bounded, no aliases, no duplicate keys, one-line errors."""
+    st = check_trusted(path, what)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file")
+    if st.st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{what} {path} is {st.st_size} bytes; the limit is {MAX_YAML_BYTES}")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    return parse_yaml(text, f"{what} {path}")
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)):
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {str(key)[:40]!r} appears twice", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        # Anchors and aliases are refused before anything is constructed (the C parser is fast).
+        for event in yaml.parse(text, Loader=base):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise ConfigError(f"{where} line {mark.line + 1}: YAML anchors and aliases (&name, *name) are "
+                                  "not allowed")
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}{line}: not valid YAML ({str(problem)[:120]})") from None

@@ -1,0 +1,1 @@
+"""A VM on disk and in libvirt: its identity, its store directory, its images, its definition."""

@@ -1,0 +1,34 @@
+"""VM names: libvirt's rules, and nothing that can escape the store."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+MAX_NAME_BYTES = 200  # leaves room for '.qcow2', '.nvram' and '_VARS.fd' suffixes in a 255-byte file name
+
+
+def check_vm_name(name: str) -> str:
+    if not name:
+        raise ConfigError("VM name must not be empty")
+    if len(name) > MAX_NAME_BYTES:  # before anything prints it
+        raise ConfigError(f"VM name is {len(name)} characters long; the limit is {MAX_NAME_BYTES} bytes "
+                          "so its files fit a file name")
+    if "/" in name or "\\" in name:
+        raise ConfigError(f"VM name {name!r} must not contain '/' or '\\'")
+    if name in (".", ".."):
+        raise ConfigError(f"VM name {name!r} is not allowed")
+    import unicodedata
+    # Cc: C0/C1 controls (U+009B is a terminal CSI); Cf: format characters such as bidi overrides
+    # (U+202E) and zero-width spaces (U+200B) that make two names look alike; Cs/Co/Cn: no character.
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
+    if bad is not None:
+        raise ConfigError(f"VM name {name!r} must not contain control or invisible characters "
+                          f"(U+{ord(bad):04X})")
+    if name != name.strip():
+        raise ConfigError(f"VM name {name!r} must not start or end with whitespace")
+    if name.startswith("-"):
+        raise ConfigError(f"VM name {name!r} must not start with '-' (it would read as an option to virsh)")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(f"VM name is {len(name.encode('utf-8'))} bytes long; the limit is {MAX_NAME_BYTES} "
+                          "so its files fit a file name")
+    return name
