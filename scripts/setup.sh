@@ -31,6 +31,10 @@ START=$SECONDS
 # Tier 2 (--tests): a real libvirtd with the QEMU driver (TCG is enough), UEFI firmware
 #         and swtpm for TPM devices. Debian's libvirt-daemon-system creates the
 #         libvirt-qemu user that libvirtd needs even with user=root in qemu.conf.
+#         Also what scripts/build-test-guest.sh needs (Debian only, like that script):
+#         kmod (modprobe --show-depends, depmod), cpio, e2fsprogs (mkfs.ext4 -d) and
+#         qemu-guest-agent, whose libraries are copied into the guest's initrd; and
+#         genisoimage for the ISO (a NoCloud seed's shape) its tests attach as a CD-ROM.
 family=unknown
 if [ -r /etc/os-release ]; then
     # shellcheck disable=SC1091
@@ -45,7 +49,8 @@ fi
 case "$family" in
     debian)
         BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
-        DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools)
+        DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools
+                kmod cpio e2fsprogs qemu-guest-agent genisoimage)
         ;;
     suse)
         BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
