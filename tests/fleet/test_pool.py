@@ -24,9 +24,9 @@ SCHEMAS = Path("/usr/share/libvirt/schemas")
 
 @pytest.mark.parametrize("spec, secret", [
     (VolumeSpec("a.qcow2", 1 << 30), None),
-    (VolumeSpec("b.qcow2", 1 << 30, encrypt=True, lazy_refcounts=True, cluster_size=65536, preallocate=True),
-     str(uuid.uuid4())),
-    (VolumeSpec("c.raw", 1 << 30, format="raw"), None),
+    (VolumeSpec("b.qcow2", 1 << 30, encrypt=True, lazy_refcounts=True, cluster_size=65536,
+                preallocation="metadata"), str(uuid.uuid4())),
+    (VolumeSpec("c.raw", 1 << 30, format="raw", preallocation="falloc"), None),
 ])
 def test_volume_and_secret_xml_follow_libvirt_schemas(spec: VolumeSpec, secret: str | None) -> None:
     vol = etree.RelaxNG(etree.parse(str(SCHEMAS / "storagevol.rng")))
@@ -42,6 +42,8 @@ def test_volume_xml_refuses_what_libvirt_cannot_do() -> None:
         volume_xml(VolumeSpec("x.qcow2", 1, encrypt=True))
     with pytest.raises(ConfigError, match="qcow2 or raw"):
         volume_xml(VolumeSpec("x.vmdk", 1, format="vmdk"))
+    with pytest.raises(ConfigError, match="preallocation=full of a qcow2 volume: the pool API offers off, metadata"):
+        volume_xml(VolumeSpec("x.qcow2", 1, preallocation="full"))
 
 
 def image_info(path: str) -> dict[str, object]:
@@ -67,6 +69,12 @@ def test_plain_volume(transport: str, tcp_uri: str, ssh_uri: str,
             create_volume(conn, pool, VolumeSpec("fleet-disk.qcow2", 1024**2))
         delete_volume(conn, vol)
         assert not Path(vol.path).exists()
+        # preallocation: qcow2 metadata through the create flag, raw fully allocated by libvirt
+        meta = create_volume(conn, pool, VolumeSpec("fleet-meta.qcow2", 64 * 1024**2, preallocation="metadata"))
+        sparse = create_volume(conn, pool, VolumeSpec("fleet-sparse.qcow2", 64 * 1024**2))
+        assert image_info(meta.path)["actual-size"] > image_info(sparse.path)["actual-size"]  # type: ignore[operator]
+        raw = create_volume(conn, pool, VolumeSpec("fleet.raw", 32 * 1024**2, format="raw", preallocation="falloc"))
+        assert image_info(raw.path)["actual-size"] >= 32 * 1024**2  # type: ignore[operator]
     finally:
         conn.close()
 

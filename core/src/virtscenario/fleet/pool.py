@@ -30,7 +30,7 @@ class VolumeSpec:
     capacity: int  # bytes
     format: str = "qcow2"  # qcow2 or raw
     encrypt: bool = False
-    preallocate: bool = False
+    preallocation: str = "off"  # disk.preallocation: qcow2 off|metadata, raw off|falloc|full
     lazy_refcounts: bool = False
     cluster_size: Optional[int] = None  # bytes (libvirt >= 7.4 <clusterSize>)
 
@@ -54,10 +54,16 @@ def volume_xml(spec: VolumeSpec, secret_uuid: Optional[str] = None) -> str:
         raise ConfigError("an encrypted volume must be qcow2 (LUKS inside qcow2)")
     if spec.encrypt and not secret_uuid:
         raise ConfigError("an encrypted volume needs the uuid of its libvirt secret")
+    allowed = ("off", "metadata") if spec.format == "qcow2" else ("off", "falloc", "full")
+    if spec.preallocation not in allowed:
+        raise ConfigError(f"preallocation={spec.preallocation} of a {spec.format} volume: the pool API offers "
+                          f"{', '.join(allowed)}")
     vol = etree.Element("volume")
     etree.SubElement(vol, "name").text = spec.name
     etree.SubElement(vol, "capacity", unit="bytes").text = str(spec.capacity)
-    etree.SubElement(vol, "allocation", unit="bytes").text = str(spec.capacity if spec.preallocate else 0)
+    # raw: libvirt allocates <allocation> bytes of the file (fallocate); qcow2 metadata is a create flag
+    full = spec.format == "raw" and spec.preallocation in ("falloc", "full")
+    etree.SubElement(vol, "allocation", unit="bytes").text = str(spec.capacity if full else 0)
     target = etree.SubElement(vol, "target")
     etree.SubElement(target, "format", type=spec.format)
     if spec.format == "qcow2":
@@ -70,6 +76,11 @@ def volume_xml(spec: VolumeSpec, secret_uuid: Optional[str] = None) -> str:
         enc = etree.SubElement(target, "encryption", format="luks")
         etree.SubElement(enc, "secret", type="passphrase", uuid=secret_uuid or "")
     return etree.tostring(vol, encoding="unicode")
+
+
+def create_flags(spec: VolumeSpec) -> int:
+    """VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA (1) for qcow2 metadata preallocation."""
+    return 1 if spec.format == "qcow2" and spec.preallocation == "metadata" else 0
 
 
 def secret_xml(secret_uuid: str, volume_path: str, description: str = "") -> str:
@@ -154,7 +165,7 @@ def create_volume(conn: Any, pool_name: str, spec: VolumeSpec, passphrase: Optio
     try:
         for attempt in range(LUKS_RETRIES if spec.encrypt else 1):
             try:
-                vol = pool.createXML(xml, 0)
+                vol = pool.createXML(xml, create_flags(spec))
                 break
             except libvirt.libvirtError as exc:
                 if FLAKY_LUKS in libvirt_error_text(exc) and attempt + 1 < LUKS_RETRIES:
