@@ -97,7 +97,6 @@ def test_domain_usage() -> None:
     u = domain_usage(xml)
     assert (u.name, u.vcpus, u.memory_bytes, u.launch_security) == ("rt", 4, 2 * 1024**3, "sev-es")
     assert u.pinned_cpus == (2, 3, 5)
-    assert u.hugepages == ((1048576, 2 * 1024**3),)
     assert parse_cpulist("0-3,^1,8") == (0, 2, 3, 8)
 
 

@@ -146,6 +146,8 @@ def test_cpu_model_for_migration_and_memory() -> None:
     assert p.chosen is not None and p.chosen.host == "snp"
     p = place(needs("desktop", memory="64G"), [host("snp", "amd-sev-snp.xml")])
     assert reasons(p)["snp"] == ("memory: the VM needs 64 GiB, the host has 10 GiB in all",)
+    p = place(needs("desktop", vcpus="300"), [host("sev-es", "amd-sev-es.xml")])  # QEMU 6.0's q35: 288
+    assert reasons(p)["sev-es"] == ("vCPUs: the VM has 300, this host's pc-q35-6.0 takes at most 288",)
 
 
 def test_score_formula_and_ranking() -> None:

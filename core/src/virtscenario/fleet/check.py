@@ -84,10 +84,10 @@ def open_host(uri: str) -> Any:
     return conn
 
 
-def error_line(exc: BaseException) -> str:
-    getter = getattr(exc, "get_error_message", None)
-    text = (getter() if callable(getter) else None) or str(exc) or type(exc).__name__
-    return " ".join(text.split())  # libvirt messages can span lines (ssh's stderr): one line
+def error_line(exc: Exception) -> str:
+    from ..caps import libvirt_error_text
+    # libvirt's messages can span lines (ssh's stderr): one line
+    return " ".join(libvirt_error_text(exc).split()) or type(exc).__name__
 
 
 def check_hosts(hosts: Sequence[Host], timeout: float = DEFAULT_TIMEOUT,

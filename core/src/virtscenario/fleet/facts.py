@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-KIB = 1024
+from ..hostinfo import version_text
 
 #: launchSecurity type -> which ASID pool a running guest of that type takes (AMD).
 #: Linux arch/x86/kvm/svm/sev.c, sev_asid_new(): "SEV-enabled guests must use asid from
@@ -22,11 +22,6 @@ KIB = 1024
 #: SEV-SNP guests take the same range as SEV-ES. libvirt reports the sizes of the two
 #: pools as <maxGuests> and <maxESGuests> (formatdomaincaps.html#sev-capabilities).
 SEV_ES_POLICY_BIT = 0x04
-
-
-def version_text(number: int) -> str:
-    """libvirt's packed version (major * 1,000,000 + minor * 1,000 + micro) as text."""
-    return f"{number // 1000000}.{number // 1000 % 1000}.{number % 1000}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,6 @@ class CapsFacts:
     cells: tuple[Cell, ...]
     page_sizes_kib: tuple[int, ...]  # every size the host supports, 4 KiB included
     virt_types: tuple[str, ...]  # domain types libvirt offers for ``arch`` guests (kvm, qemu, test)
-    machines: tuple[str, ...]
 
     @property
     def no_hardware_virt(self) -> bool:
@@ -71,9 +65,7 @@ class CapsFacts:
 @dataclass(frozen=True)
 class SevCaps:
     supported: bool = False
-    cbitpos: Optional[int] = None
-    reduced_phys_bits: Optional[int] = None
-    max_guests: Optional[int] = None
+    max_guests: Optional[int] = None  # libvirt >= 8.0.0
     max_es_guests: Optional[int] = None
 
 
@@ -84,20 +76,16 @@ class DomcapsFacts:
     virt_type: str
     arch: str
     machine: str
-    emulator: str
     max_vcpus: Optional[int]
     cpu_modes: tuple[str, ...]
     host_model: str
-    host_model_vendor: str
     usable_models: tuple[str, ...]
     firmware: tuple[str, ...]  # 'efi', 'bios' (libvirt >= 8.x lists them; older: efi when loaders exist)
     secure_boot: bool
-    loaders: tuple[str, ...]
     tpm_models: tuple[str, ...]
     tpm_backends: tuple[str, ...]
     tpm_versions: tuple[str, ...]
     filesystem_drivers: tuple[str, ...]
-    memory_sources: tuple[str, ...]
     sev: SevCaps
     launch_security_types: tuple[str, ...]  # <launchSecurity><enum name='sectype'> (libvirt >= 10.x)
     tdx: bool
@@ -120,7 +108,6 @@ class DomainUsage:
     memory_bytes: int
     launch_security: Optional[str]  # 'sev', 'sev-es', 'sev-snp', 'tdx'
     pinned_cpus: tuple[int, ...]
-    hugepages: tuple[tuple[int, int], ...]  # (size KiB, bytes) the domain backs with that page size
 
 
 @dataclass(frozen=True)
@@ -276,7 +263,6 @@ def parse_capabilities(xml: str | bytes) -> CapsFacts:
         cells.append(Cell(cid, _bytes(cell.find("memory")), cpus, pages))
     arch = (cpu.findtext("arch") if cpu is not None else None) or ""
     virt_types: list[str] = []
-    machines: list[str] = []
     for guest in root.findall("guest"):
         arch_el = guest.find("arch")
         if arch_el is None or arch_el.get("name") != arch:
@@ -284,10 +270,6 @@ def parse_capabilities(xml: str | bytes) -> CapsFacts:
         for dom in arch_el.findall("domain"):
             if dom.get("type") and dom.get("type") not in virt_types:
                 virt_types.append(dom.get("type"))
-        for m in arch_el.iter("machine"):
-            for name in (m.text, m.get("canonical")):
-                if name and name.strip() not in machines:
-                    machines.append(name.strip())
     return CapsFacts(
         arch=arch.strip(),
         cpu_model=((cpu.findtext("model") if cpu is not None else "") or "").strip(),
@@ -299,7 +281,6 @@ def parse_capabilities(xml: str | bytes) -> CapsFacts:
         page_sizes_kib=tuple(sorted({int(p.get("size")) for p in (cpu.findall("pages") if cpu is not None else [])
                                      if p.get("size")} | {size for c in cells for size, _n in c.pages})),
         virt_types=tuple(virt_types),
-        machines=tuple(machines),
     )
 
 
@@ -320,28 +301,23 @@ def parse_domcaps(xml: str | bytes) -> DomcapsFacts:
     sev_el = feats.find("sev") if feats is not None else None
     sev = SevCaps()
     if sev_el is not None and sev_el.get("supported") == "yes":
-        sev = SevCaps(True, _int(sev_el.findtext("cbitpos")), _int(sev_el.findtext("reducedPhysBits")),
-                      _int(sev_el.findtext("maxGuests")), _int(sev_el.findtext("maxESGuests")))
+        sev = SevCaps(True, _int(sev_el.findtext("maxGuests")), _int(sev_el.findtext("maxESGuests")))
     tdx_el = feats.find("tdx") if feats is not None else None
     vcpu = root.find("vcpu")
     return DomcapsFacts(
         virt_type=(root.findtext("domain") or "").strip(),
         arch=(root.findtext("arch") or "").strip(),
         machine=(root.findtext("machine") or "").strip(),
-        emulator=(root.findtext("path") or "").strip(),
         max_vcpus=_int(vcpu.get("max")) if vcpu is not None else None,
         cpu_modes=modes,
         host_model=((host_model.findtext("model") if host_model is not None else "") or "").strip(),
-        host_model_vendor=((host_model.findtext("vendor") if host_model is not None else "") or "").strip(),
         usable_models=usable,
         firmware=firmware,
         secure_boot="yes" in _texts(loader, "enum[@name='secure']/value"),
-        loaders=_texts(loader, "value"),
         tpm_models=_texts(root, "devices/tpm[@supported='yes']/enum[@name='model']/value"),
         tpm_backends=_texts(root, "devices/tpm[@supported='yes']/enum[@name='backendModel']/value"),
         tpm_versions=_texts(root, "devices/tpm[@supported='yes']/enum[@name='backendVersion']/value"),
         filesystem_drivers=_texts(root, "devices/filesystem[@supported='yes']/enum[@name='driverType']/value"),
-        memory_sources=_texts(root, "memoryBacking[@supported='yes']/enum[@name='sourceType']/value"),
         sev=sev,
         launch_security_types=_texts(feats, "launchSecurity[@supported='yes']/enum[@name='sectype']/value"),
         tdx=tdx_el is not None and tdx_el.get("supported") == "yes",
@@ -396,34 +372,13 @@ def domain_usage(xml: str | bytes) -> DomainUsage:
     pinned: set[int] = set()
     for pin in root.findall("cputune/vcpupin"):
         pinned.update(parse_cpulist(pin.get("cpuset", "")))
-    pages: list[tuple[int, int]] = []
-    hp = root.find("memoryBacking/hugepages")
-    if hp is not None:
-        sized = hp.findall("page")
-        if sized:
-            for page in sized:
-                size = _bytes_attr(page.get("size"), page.get("unit"))
-                if size:
-                    pages.append((size // KIB, memory))
-        else:
-            pages.append((0, memory))  # the host's default hugepage size
-    return DomainUsage(root.findtext("name") or "", count or 1, memory, kind, tuple(sorted(pinned)), tuple(pages))
+    return DomainUsage(root.findtext("name") or "", count or 1, memory, kind, tuple(sorted(pinned)))
 
 
 def _int_any(text: Optional[str]) -> Optional[int]:
     try:
         return int(text.strip(), 0) if text and text.strip() else None
     except ValueError:
-        return None
-
-
-def _bytes_attr(value: Optional[str], unit: Optional[str]) -> Optional[int]:
-    if not value:
-        return None
-    from ..units import parse_size
-    try:
-        return int(parse_size(f"{value}{unit or 'KiB'}", "KiB", what="page size"))
-    except Exception:  # noqa: BLE001
         return None
 
 

@@ -35,7 +35,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .facts import HostFacts, host_model_cpu_xml, version_text
+from ..hostinfo import version_text
+from .facts import HostFacts, host_model_cpu_xml
 
 LIBVIRT_MIGRATION = "libvirt 9.0.0 src/qemu/qemu_migration.c"
 SAFE = LIBVIRT_MIGRATION + " qemuMigrationSrcIsSafe"
@@ -237,7 +238,7 @@ def xml_findings(v: DomainView) -> list[Finding]:
 
 
 # -- checks that ask libvirt ------------------------------------------------------------------
-def _err(exc: BaseException) -> str:
+def _err(exc: Exception) -> str:
     from .check import error_line
     return error_line(exc)
 

@@ -243,6 +243,9 @@ def _devices(needs: Needs, f: HostFacts, reasons: list[str]) -> None:
 def _cpu_model(needs: Needs, f: HostFacts, reasons: list[str], notes: list[str]) -> None:
     dc = f.domcaps
     assert dc is not None
+    if dc.max_vcpus is not None and needs.vcpus > dc.max_vcpus:
+        reasons.append(f"vCPUs: the VM has {needs.vcpus}, this host's {dc.machine or 'q35'} takes at most "
+                       f"{dc.max_vcpus}")
     if needs.cpu_mode == "custom" and needs.cpu_model:
         if needs.cpu_model not in dc.usable_models:
             why = " (the migration CPU)" if needs.migratable else ""
