@@ -13,12 +13,19 @@
 #   - mounts hugetlbfs on /dev/hugepages and reserves 512 x 2 MiB pages (VIRTSCENARIO_TEST_HUGEPAGES),
 #     undone on stop (libvirt only sees hugetlbfs mounts that exist when it starts);
 #   - starts virtlogd (libvirtd does not spawn it) and libvirtd with pid files in STATE_DIR;
+#     libvirtd also listens on loopback TCP (--listen -f STATE_DIR/libvirtd.conf: the host's
+#     libvirtd.conf plus listen_tcp=1, listen_addr=127.0.0.1, auth_tcp="none", no TLS) so the
+#     fleet tests reach it through libvirt's remote transports (qemu+tcp://127.0.0.1/system,
+#     and qemu+ssh:// through a private sshd); unauthenticated, so loopback only and only for
+#     the time of the tests;
 #   - waits until 'virsh -c qemu:///system version' answers (a cold QEMU probe takes ~8 s).
 # Recipe and traps: ../shared/reference/libvirt-qemu-on-ci.md §3.
 set -euo pipefail
 
 URI=qemu:///system
+TCP_URI=qemu+tcp://127.0.0.1/system
 QEMU_CONF=/etc/libvirt/qemu.conf
+LIBVIRTD_CONF=/etc/libvirt/libvirtd.conf
 HUGEPAGES_WANTED=${VIRTSCENARIO_TEST_HUGEPAGES:-512}  # 2 MiB pages (1 GiB) for hugepage-backed test guests
 HUGEPAGES_MOUNT=/dev/hugepages
 START_TIMEOUT=${VIRTSCENARIO_LIBVIRTD_TIMEOUT:-120}
@@ -33,7 +40,7 @@ fi
 ACTION=$1
 STATE=$2
 
-answers() { timeout "${1:-20}" virsh -q -c "$URI" version >/dev/null 2>&1; }
+answers() { timeout "${1:-20}" virsh -q -c "${2:-$URI}" version >/dev/null 2>&1; }
 
 # A pid file's process, if it is alive and is the program we expect (guards against pid reuse).
 live_pid() {
@@ -97,6 +104,28 @@ restore_qemu_conf() {
         return 0
     fi
     rm -f "$STATE/qemu.conf.orig" "$STATE/qemu.conf.ours"
+}
+
+# -- libvirtd.conf for the test daemon -------------------------------------------------------
+# libvirtd -f reads only the file it is given: start from the host's settings (unix socket
+# permissions and the like), drop the keys set here (libvirt's conf parser takes the first
+# occurrence of a key), then listen on loopback TCP without TLS or authentication.
+write_libvirtd_conf() {
+    local conf=$STATE/libvirtd.conf tmp
+    tmp=$(mktemp "$conf.XXXXXX")
+    if [ -f "$LIBVIRTD_CONF" ]; then
+        grep -Ev '^[[:space:]]*(listen_tls|listen_tcp|listen_addr|tcp_port|auth_tcp)[[:space:]]*=' \
+            "$LIBVIRTD_CONF" > "$tmp" || true
+    fi
+    cat >> "$tmp" <<'CONF'
+# virtscenario tests (scripts/libvirtd.sh): loopback TCP for qemu+tcp://127.0.0.1/system
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "127.0.0.1"
+auth_tcp = "none"
+CONF
+    chmod 0600 "$tmp"
+    mv -f "$tmp" "$conf"
 }
 
 # -- hugepages ------------------------------------------------------------------------------
@@ -180,7 +209,8 @@ start_daemons() {
         log "started virtlogd (pid $pid)"
     fi
     t0=$(date +%s.%N)
-    "$libvirtd" --daemon --pid-file="$STATE/libvirtd.pid"
+    write_libvirtd_conf
+    "$libvirtd" --daemon --listen -f "$STATE/libvirtd.conf" --pid-file="$STATE/libvirtd.pid"
     for _ in $(seq 1 50); do live_pid "$STATE/libvirtd.pid" libvirtd >/dev/null && break; sleep 0.1; done
     pid=$(live_pid "$STATE/libvirtd.pid" libvirtd) \
         || die "libvirtd exited at start; last log lines: $(tail -n 5 /var/log/libvirt/libvirtd.log 2>/dev/null | tr '\n' ' ')"
@@ -194,6 +224,8 @@ start_daemons() {
         sleep 0.5
     done
     log "$URI answers after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+    answers 30 "$TCP_URI" || die "libvirtd (pid $pid) does not answer on $TCP_URI (see /var/log/libvirt/libvirtd.log)"
+    log "$TCP_URI answers"
 }
 
 do_start() {
@@ -202,6 +234,8 @@ do_start() {
     if answers 60; then
         touch "$STATE/reused"
         log "a libvirtd already answers on $URI: reusing it, changing nothing on the host"
+        answers 20 "$TCP_URI" || warn "that libvirtd does not listen on $TCP_URI: the fleet tests (tests/fleet)" \
+            "will fail (start it with --listen and listen_tcp = 1, listen_addr = \"127.0.0.1\", auth_tcp = \"none\")"
         if ! hugetlbfs_mounted || [ "$(cat /proc/sys/vm/nr_hugepages)" -lt "$HUGEPAGES_WANTED" ]; then
             warn "hugetlbfs is not mounted or fewer than $HUGEPAGES_WANTED hugepages are reserved; guests backed by" \
                  "hugepages will fail to start (stop that libvirtd to let this script prepare the host)"
@@ -233,6 +267,7 @@ do_stop() {
         [ -z "$running" ] || warn "guests still running (a test did not clean up): $running"
     fi
     stop_pid "$STATE/libvirtd.pid" libvirtd
+    rm -f "$STATE/libvirtd.conf"
     stop_pid "$STATE/virtlogd.pid" virtlogd
     restore_hugepages
     restore_qemu_conf

@@ -29,8 +29,8 @@ START=$SECONDS
 # Tier 1: build libvirt-python (headers + pkg-config), RelaxNG schemas (libvirt0/-libs),
 #         virsh, xmllint for virt-xml-validate, qemu-img for disk images.
 # Tier 2 (--tests): a real libvirtd with the QEMU driver (TCG is enough), UEFI firmware
-#         and swtpm for TPM devices. Debian's libvirt-daemon-system creates the
-#         libvirt-qemu user that libvirtd needs even with user=root in qemu.conf.
+#         and swtpm for TPM devices; sshd and ssh for the fleet tests' qemu+ssh:// transport.
+#         Debian's libvirt-daemon-system creates the libvirt-qemu user that libvirtd needs even with user=root in qemu.conf.
 #         Also what scripts/build-test-guest.sh needs (Debian only, like that script):
 #         kmod (modprobe --show-depends, depmod), cpio, e2fsprogs (mkfs.ext4 -d) and
 #         qemu-guest-agent, whose libraries are copied into the guest's initrd; and
@@ -50,15 +50,15 @@ case "$family" in
     debian)
         BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
         DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools
-                kmod cpio e2fsprogs qemu-guest-agent genisoimage)
+                kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client)
         ;;
     suse)
         BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
-        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm)
+        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server)
         ;;
     fedora)
         BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img)
-        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools)
+        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools openssh-server openssh-clients)
         ;;
     *)
         BASE=(); DAEMON=()
