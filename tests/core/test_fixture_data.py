@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from virtscenario.caps import parse_capabilities, parse_domcaps
-from virtscenario.default_plugins.choices import offered_launch_security
+from virtscenario.domain.caps import offered_launch_security
+from virtscenario.host.hypervisor import parse_capabilities, parse_domcaps
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

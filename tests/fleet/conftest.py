@@ -30,16 +30,15 @@ DATA = ROOT / "tests" / "data" / "fleet"
 TCP_URI = os.environ.get("VIRTSCENARIO_TEST_TCP_URI", "qemu+tcp://127.0.0.1/system")
 UNREACHABLE_URI = "qemu+tcp://127.0.0.1:1/system"  # port 1: nothing listens, the kernel refuses at once
 #: Recordings of the research branch; its worktree is read until that branch is merged.
-RECORDED = [ROOT / "tests" / "data", Path("/work/wt/research/tests/data")]
+RECORDED = ROOT / "tests" / "data"
 
 
 def recorded(kind: str, name: str) -> str:
-    """A recorded XML (``kind`` domcaps or caps); fails if neither location has it."""
-    for base in RECORDED:
-        path = base / kind / name
-        if path.is_file():
-            return path.read_text()
-    pytest.fail(f"recording {kind}/{name} not found in {', '.join(str(b) for b in RECORDED)}", pytrace=False)
+    """A recorded XML (``kind`` domcaps or caps) from tests/data."""
+    path = RECORDED / kind / name
+    if not path.is_file():
+        pytest.fail(f"recording {kind}/{name} not found in {RECORDED}", pytrace=False)
+    return path.read_text()
 
 
 def node_uri(name: str) -> str:
@@ -47,7 +46,7 @@ def node_uri(name: str) -> str:
 
 
 def import_libvirt() -> Any:
-    from virtscenario.caps import quiet_libvirt
+    from virtscenario.host.hypervisor import quiet_libvirt
     return quiet_libvirt()
 
 
@@ -175,11 +174,7 @@ def fleet_cli(monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run ``virtscenario ARGS`` in-process through the real entry point with the fleet commands registered,
     as the CLI will have them: (exit code, stdout, stderr)."""
-    import virtscenario.cli as cli_module
-    from virtscenario.fleet.commands import register
-
-    monkeypatch.setattr(cli_module.cli, "commands", dict(cli_module.cli.commands))
-    register(cli_module.cli)
+    import virtscenario.cli.app as cli_module
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

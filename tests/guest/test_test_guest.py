@@ -70,7 +70,7 @@ def sh(guest: BootedGuest, script: str) -> str:
 
 
 def test_domain_xml_is_valid_for_libvirt(guest_xml):
-    from virtscenario.validate import load_schema
+    from virtscenario.domain.validate import load_schema
 
     schema = load_schema()
     assert schema is not None, "libvirt's RelaxNG schemas (/usr/share/libvirt/schemas) are not installed"

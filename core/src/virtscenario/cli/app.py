@@ -19,15 +19,17 @@ from ..errors import VirtscenarioError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-#: Built-in commands: name -> (module under virtscenario.cli.commands, attribute).
+#: Built-in commands: name -> (module, attribute), imported when the command is used.
 BUILTIN_COMMANDS = {
-    "create": ("create", "create_cmd"),
-    "host": ("host", "host_group"),
-    "plugin": ("plugins", "plugin_group"),
-    "plugins": ("plugins", "plugins_group"),
-    "scenarios": ("scenarios", "scenarios_group"),
-    "settings": ("settings", "settings_cmd"),
-    "validate": ("validate", "validate_cmd"),
+    "create": ("virtscenario.cli.commands.create", "create_cmd"),
+    "host": ("virtscenario.cli.commands.host", "host_group"),
+    "hosts": ("virtscenario.fleet.commands", "hosts_group"),
+    "migrate-check": ("virtscenario.fleet.commands", "migrate_check"),
+    "plugin": ("virtscenario.cli.commands.plugins", "plugin_group"),
+    "plugins": ("virtscenario.cli.commands.plugins", "plugins_group"),
+    "scenarios": ("virtscenario.cli.commands.scenarios", "scenarios_group"),
+    "settings": ("virtscenario.cli.commands.settings", "settings_cmd"),
+    "validate": ("virtscenario.cli.commands.validate", "validate_cmd"),
 }
 
 
@@ -50,7 +52,7 @@ class LazyGroup(click.Group):
         if name not in self.commands and name in BUILTIN_COMMANDS:
             module_name, attr = BUILTIN_COMMANDS[name]
             import importlib
-            module = importlib.import_module(f"virtscenario.cli.commands.{module_name}")
+            module = importlib.import_module(module_name)
             self.add_command(getattr(module, attr), name)
         return self.commands.get(name)
 

@@ -67,7 +67,7 @@ def ensure_event_loop(libvirt: Any) -> None:
 
 def open_host(uri: str) -> Any:
     """Open ``uri`` without ever prompting; keepalive on where the driver has it."""
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     ensure_event_loop(libvirt)
 
@@ -85,7 +85,7 @@ def open_host(uri: str) -> Any:
 
 
 def error_line(exc: Exception) -> str:
-    from ..caps import libvirt_error_text
+    from ..host.hypervisor import libvirt_error_text
     # libvirt's messages can span lines (ssh's stderr): one line
     return " ".join(libvirt_error_text(exc).split()) or type(exc).__name__
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..hostinfo import version_text
+from ..host.facts import version_text
 
 #: launchSecurity type -> which ASID pool a running guest of that type takes (AMD).
 #: Linux arch/x86/kvm/svm/sev.c, sev_asid_new(): "SEV-enabled guests must use asid from
@@ -472,7 +472,7 @@ def gather(conn: Any, virt_types: tuple[str, ...] = ("kvm", "qemu")) -> HostFact
 
 def collect(conn: Any, virt_types: tuple[str, ...] = ("kvm", "qemu")) -> Answers:
     """Ask one connection everything ``assemble`` needs; a missing API becomes a note."""
-    from ..caps import libvirt_error_text, quiet_libvirt
+    from ..host.hypervisor import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     notes: list[str] = []
 

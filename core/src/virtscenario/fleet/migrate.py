@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..hostinfo import version_text
+from ..host.facts import version_text
 from .facts import HostFacts, host_model_cpu_xml
 
 LIBVIRT_MIGRATION = "libvirt 9.0.0 src/qemu/qemu_migration.c"
@@ -245,7 +245,7 @@ def _err(exc: Exception) -> str:
 
 def check_host_identity(v: DomainView, target: Any, source: Any, t_facts: HostFacts,
                         s_facts: Optional[HostFacts]) -> list[Finding]:
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     out = []
     if s_facts is not None and t_facts.caps.host_uuid and t_facts.caps.host_uuid == s_facts.caps.host_uuid:
@@ -277,7 +277,7 @@ def check_host_identity(v: DomainView, target: Any, source: Any, t_facts: HostFa
 
 def check_cpu(v: DomainView, target: Any, t_facts: HostFacts, source_domcaps: Optional[str],
               live: bool) -> list[Finding]:
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     cpu_xml = v.cpu_xml
     what = "the live CPU" if live else "the VM's CPU"
@@ -306,7 +306,7 @@ def check_cpu(v: DomainView, target: Any, t_facts: HostFacts, source_domcaps: Op
 
 
 def check_machine(v: DomainView, target: Any) -> list[Finding]:
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     try:
         target.getDomainCapabilities(None, v.arch, v.machine or None, v.virt_type, 0)
@@ -336,7 +336,7 @@ class PoolInfo:
 
 def pool_of(conn: Any, path: str) -> Optional[PoolInfo]:
     """The storage pool holding ``path`` on ``conn``'s host (pools are refreshed by libvirt on start)."""
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     try:
         pool = conn.storageVolLookupByPath(path).storagePoolLookupByVolume()
@@ -347,7 +347,7 @@ def pool_of(conn: Any, path: str) -> Optional[PoolInfo]:
 
 def pool_at(conn: Any, directory: str) -> Optional[str]:
     """The name of the pool whose target is ``directory`` (virStoragePoolLookupByTargetPath)."""
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     from .facts import _root
     libvirt = quiet_libvirt()
     try:
@@ -376,7 +376,7 @@ def _pool_info(pool: Any) -> PoolInfo:
 
 
 def check_storage(v: DomainView, target: Any, source: Any, source_qemu: Optional[int]) -> list[Finding]:
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     out: list[Finding] = []
     for d in v.disks:
@@ -418,7 +418,7 @@ def check_storage(v: DomainView, target: Any, source: Any, source_qemu: Optional
 
 
 def _to_copy(label: str, d: Disk, target: Any, src_pool: Optional[PoolInfo], source_known: bool) -> list[Finding]:
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     if src_pool is not None:
         where = f"local storage on the source (pool {src_pool.name}, {src_pool.type})"
@@ -513,7 +513,7 @@ def migrate_check(xml: str, xml_from: str, vm: str, target_name: str, target: An
 
 def live_xml(source: Any, name: str, uuid: Optional[str] = None) -> Optional[str]:
     """The running domain's XML as libvirt sends it to a destination, or None if it does not run there."""
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     try:
         dom = source.lookupByUUIDString(uuid) if uuid else source.lookupByName(name)

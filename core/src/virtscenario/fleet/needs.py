@@ -14,9 +14,6 @@ from typing import Any, Optional
 
 from ..errors import VirtscenarioError
 
-#: Layers of a resolved setting that the user chose (as opposed to a default or the scenario).
-USER_SOURCES = ("file", "flag")
-
 
 @dataclass(frozen=True)
 class Needs:
@@ -64,16 +61,15 @@ class StoredVm:
 def scenario_needs(scenario: str, name: str, cli_values: list[tuple[str, Any, str]],
                    config_file: Optional[str] = None) -> Needs:
     """Resolve ``scenario`` with the user's file and ``cli_values`` ((key, raw value, flag) as create takes)."""
-    from ..catalog import Catalog
-    from ..config import load_config
-    from ..pipeline import resolve_settings
+    from ..plugin.hooks import Catalog
+    from ..settings.resolve import resolve_scenario
+    from ..settings.userfile import load_config
 
-    catalog = Catalog()
-    _provided, settings = resolve_settings(catalog, scenario, load_config(config_file), cli_values)
+    _provided, settings = resolve_scenario(Catalog(), scenario, load_config(config_file), cli_values)
     s = settings.value
     launch = s("launch_security.type") or "none"
     virt_type = s("vm.virt_type") or "kvm"
-    user_kvm = virt_type == "kvm" and settings["vm.virt_type"].source.startswith(USER_SOURCES)
+    user_kvm = virt_type == "kvm" and settings["vm.virt_type"].by_user
     realtime = (s("cpu.scheduler") or "none") != "none"
     pinning = s("cpu.pinning") == "auto" or realtime
     vcpus = int(s("vm.vcpus"))
@@ -82,7 +78,7 @@ def scenario_needs(scenario: str, name: str, cli_values: list[tuple[str, Any, st
         name=name,
         memory_bytes=int(s("vm.memory")),
         vcpus=vcpus,
-        arch=s("vm.arch") or "x86_64",
+        arch="x86_64",  # the only guest architecture virtscenario generates
         virt_type=virt_type,
         kvm_required=user_kvm or launch != "none",
         launch_security=launch,
@@ -104,8 +100,8 @@ def scenario_needs(scenario: str, name: str, cli_values: list[tuple[str, Any, st
 
 def stored_vm(name: str, output: Optional[str] = None, config_file: Optional[str] = None) -> Optional[StoredVm]:
     """The VM ``name`` of the store (``--output``, else the configured or default store); None if absent."""
-    from ..config import load_config
-    from ..store import DOMAIN_FILE, load_vm, store_root, vm_dir
+    from ..settings.userfile import load_config
+    from ..vm.store import DOMAIN_FILE, load_vm, store_root, vm_dir
 
     root = store_root(output, load_config(config_file).store)
     directory = vm_dir(root, name)

@@ -95,7 +95,7 @@ def secret_xml(secret_uuid: str, volume_path: str, description: str = "") -> str
 
 
 def lookup_pool(conn: Any, name: str) -> Any:
-    from ..caps import libvirt_error_text, quiet_libvirt
+    from ..host.hypervisor import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     uri = conn.getURI()
     try:
@@ -129,7 +129,7 @@ def create_volume(conn: Any, pool_name: str, spec: VolumeSpec, passphrase: Optio
     secret on that host (``secret_uuid`` or a new uuid), removed again if the volume
     cannot be created.
     """
-    from ..caps import libvirt_error_text, quiet_libvirt
+    from ..host.hypervisor import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     uri = conn.getURI()
     pool = lookup_pool(conn, pool_name)
@@ -183,7 +183,7 @@ def create_volume(conn: Any, pool_name: str, spec: VolumeSpec, passphrase: Optio
 
 def delete_volume(conn: Any, volume: Volume) -> None:
     """Remove a volume (and its secret) made by ``create_volume``: rollback and tests."""
-    from ..caps import quiet_libvirt
+    from ..host.hypervisor import quiet_libvirt
     libvirt = quiet_libvirt()
     try:
         conn.storagePoolLookupByName(volume.pool).storageVolLookupByName(volume.name).delete(0)
