@@ -121,8 +121,9 @@ marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
 import lxml.etree, click, pluggy, yaml
 mark("floor imports (lxml.etree, click, pluggy, yaml)")
-import virtscenario.cli.app, virtscenario.catalog, virtscenario.pipeline, virtscenario.build, virtscenario.render
-mark("import virtscenario (cli, catalog, pipeline, build, render)")
+import virtscenario.cli.app, virtscenario.cli.commands.create, virtscenario.plugin.hooks, virtscenario.domain.generate
+import virtscenario.domain.build, virtscenario.domain.render
+mark("import virtscenario (cli, create, plugin hooks, generate, build, render)")
 from virtscenario.plugin.discovery import entry_points
 eps = entry_points("virtscenario")
 mark("scan entry points (entry_points.txt, no importlib.metadata)")

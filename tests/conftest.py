@@ -29,6 +29,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("VIRTSCENARIO_HOST_ROOT", raising=False)
     monkeypatch.delenv("VIRTSCENARIO_STRICT_PLUGINS", raising=False)
     monkeypatch.delenv("VIRTSCENARIO_DISABLE_PLUGINS", raising=False)

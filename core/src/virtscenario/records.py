@@ -9,8 +9,9 @@ time, ~0.5 ms each here; with ~60 classes that was a quarter of a
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from dataclasses import MISSING, FrozenInstanceError, dataclass, field
+from dataclasses import MISSING, Field, FrozenInstanceError, field
 from typing import Any, Callable, TypeVar
 
 if sys.version_info >= (3, 11):
@@ -21,17 +22,57 @@ else:  # pragma: no cover - type checkers only
 
 _T = TypeVar("_T", bound=type)
 
-_PLAIN = dataclass(init=False, eq=False, repr=False)
 _setattr = object.__setattr__
-
 
 @dataclass_transform(field_specifiers=(field,))
 def record(cls: _T) -> _T:
+    """Declare a record: the class's annotated attributes become its fields, as with @dataclass.
+
+    ``dataclasses.dataclass`` spends most of its time deciding, for every string annotation,
+    whether it names ``ClassVar``/``InitVar`` (records use neither); this builds the same
+    ``__dataclass_fields__`` directly, so ``dataclasses.fields``, ``replace`` and ``asdict``
+    keep working.
+    """
+    fields: dict[str, Field[Any]] = {}
+    for base in reversed(cls.__mro__[1:]):
+        fields.update(getattr(base, "__dataclass_fields__", {}))
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        default = cls.__dict__.get(name, MISSING)
+        f = default if isinstance(default, Field) else field(default=default)
+        f.name, f.type = name, annotation
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined,union-attr]
+        if f.kw_only is MISSING:
+            f.kw_only = False
+        if isinstance(default, Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        if f.default is not MISSING and f.default.__class__.__hash__ is None:
+            raise ValueError(f"{cls.__name__}.{name}: mutable default {type(f.default).__name__}; "
+                             "use field(default_factory=...)")
+        fields[name] = f
+    cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _params()  # type: ignore[attr-defined]
     if cls.__doc__ is None:
-        # dataclass would build a docstring with inspect.signature(), the slowest part left.
         cls.__doc__ = f"{cls.__name__} record."
-    _PLAIN(cls)  # adds the fields in place (no slots), so cls itself is the record class
     return cls
+
+
+def _params() -> Any:
+    """dataclass(init=False, eq=False, repr=False) parameters, for code that inspects them."""
+    global _PARAMS_CACHE
+    if _PARAMS_CACHE is None:
+        names = dataclasses._DataclassParams.__init__.__code__.co_varnames[1:]  # type: ignore[attr-defined]
+        values = {"init": False, "repr": False, "eq": False, "order": False, "unsafe_hash": False,
+                  "frozen": False, "match_args": True, "kw_only": False, "slots": False,
+                  "weakref_slot": False}
+        _PARAMS_CACHE = dataclasses._DataclassParams(  # type: ignore[attr-defined]
+            *[values[n] for n in names if n in values])
+    return _PARAMS_CACHE
+
+
+_PARAMS_CACHE: Any = None
 
 
 frozen_record = record

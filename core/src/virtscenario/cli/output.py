@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import textwrap
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -17,7 +17,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], wrap_last: bool
     if not rows:
         return "  ".join(headers)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    term = shutil.get_terminal_size((160, 24)).columns
+    term = terminal_width(160)
     if wrap_last:
         used = sum(widths[:-1]) + 2 * (len(widths) - 1)
         widths[-1] = max(20, min(widths[-1], term - used)) if term > used + 20 else widths[-1]
@@ -59,3 +59,15 @@ def settings_json(scenario: str, settings: Settings) -> dict[str, Any]:
                           "origin": settings[k].origin, "source": settings[k].source,
                           "rationale": settings[k].rationale, "reference": settings[k].reference}
                          for k in sorted(settings)]}
+
+
+def terminal_width(default: int = 80) -> int:
+    """COLUMNS, else the terminal's width, else ``default`` (not a terminal)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(1).columns
+    except OSError:
+        return default

@@ -165,22 +165,22 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         if found:
             more = f" (and {len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""
             raise VirtscenarioError(f"{found[0]}{more}")
-    validated = _validate(root, req.schema, catalog, domain, settings, ctx)
+    xml = to_bytes(root)
+    validated = _validate(root, xml, req.schema, catalog, domain, settings, ctx)
     if not validated:
         notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
                           "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
-    xml = to_bytes(root)
     reqs = _host_requirements(settings, domain, ctx, req)
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, plan, images, notes, vm_dir, reqs, validated)
 
 
-def _validate(root: Any, schema: Optional[str], catalog: Catalog, domain: Domain, settings: Settings,
+def _validate(root: Any, xml: bytes, schema: Optional[str], catalog: Catalog, domain: Domain, settings: Settings,
               ctx: BuildContext) -> bool:
     """RelaxNG validation; an invalid document is blamed on the postprocess_xml plugin that broke it."""
     from .validate import validate_tree
     try:
-        return validate_tree(root, schema)
+        return validate_tree(root, schema, document=xml)
     except ValidationError as exc:
         culprit = _postprocess_culprit(catalog, domain, settings, ctx, schema)
         if culprit:

@@ -84,12 +84,30 @@ def _locate(schema: etree.RelaxNG, root: etree._Element) -> Optional[str]:
     return f"{_path_of(found)}: element is not valid there"
 
 
-def validate_tree(root: etree._Element, schema_override: Optional[str] = None, what: str = "domain XML") -> bool:
-    """Validate; return False when no schema is installed; raise ValidationError when invalid."""
+def validate_tree(root: etree._Element, schema_override: Optional[str] = None, what: str = "domain XML",
+                  document: Optional[bytes] = None) -> bool:
+    """Validate; return False when no schema is installed; raise ValidationError when invalid.
+
+    With ``document`` (``root`` serialised) and no schema compiled yet in this process, a
+    document this user's earlier runs validated is accepted without compiling the schema
+    (:mod:`.validcache`).
+    """
+    path = schema_path(schema_override)
+    cache_key = ""
+    if document is not None and _load.cache_info().currsize == 0:
+        if not path.is_file():
+            return False
+        from . import validcache
+        cache_key = validcache.key(path, document)
+        if validcache.known_valid(cache_key):
+            return True
     schema = load_schema(schema_override)
     if schema is None:
         return False
     if schema.validate(root):
+        if cache_key:
+            from . import validcache
+            validcache.remember(cache_key)
         return True
     errors = [e.message for e in schema.error_log]  # type: ignore[attr-defined]
     detail = _locate(schema, root)

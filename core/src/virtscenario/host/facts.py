@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import os
 import re
 from typing import Optional
 
@@ -131,17 +131,25 @@ def read_host(host: HostRoot) -> HostInfo:
                     source=f"host files under {host.root}" if host.is_fake else "this host")
 
 
+#: Where distributions install libvirt.so (Debian multiarch, Fedora/SUSE lib64, others).
+LIBVIRT_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
+
+
 def local_libvirt_version() -> Optional[int]:
-    """Version of the installed libvirt library, read from its file name (no import).
+    """Version of the installed libvirt library, read from its file name (no import, no glob).
 
     ``libvirt.so.0.9000.0`` is libvirt 9.0.0 -> 9000000.
     """
-    for pattern in ("/usr/lib/*/libvirt.so.0.*.*", "/usr/lib64/libvirt.so.0.*.*", "/usr/lib/libvirt.so.0.*.*"):
-        for path in sorted(glob.glob(pattern)):
-            m = re.search(r"libvirt\.so\.0\.(\d+)\.(\d+)$", path)
-            if m:
-                major, minor = divmod(int(m.group(1)), 1000)
-                return major * 1_000_000 + minor * 1000 + int(m.group(2))
+    for directory in LIBVIRT_LIB_DIRS:
+        # libvirt.so.0 is a symlink to the versioned file: one readlink, not a listing of /usr/lib.
+        try:
+            name = os.path.basename(os.readlink(os.path.join(directory, "libvirt.so.0")))
+        except OSError:
+            continue
+        m = re.fullmatch(r"libvirt\.so\.0\.(\d+)\.(\d+)", name)
+        if m:
+            major, minor = divmod(int(m.group(1)), 1000)
+            return major * 1_000_000 + minor * 1000 + int(m.group(2))
     return None
 
 

@@ -15,7 +15,6 @@ Search order without ``--config``: ``./virtscenario.yaml``,
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import field
 from pathlib import Path
@@ -95,6 +94,7 @@ def _flatten(data: Any, prefix: str, path: str) -> dict[str, Any]:
 def _ours(data: dict[str, Any], path: str) -> UserConfig:
     for key in data:
         if key not in TOP_KEYS:
+            import difflib
             close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(TOP_KEYS)})"
             raise ConfigError(f"{path}: unknown top-level key {key!r}{hint}")
