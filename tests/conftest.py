@@ -30,6 +30,8 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    # Messages are checked as whole lines; the tests of the 80-column layout set COLUMNS themselves.
+    monkeypatch.setenv("COLUMNS", "250")
     monkeypatch.delenv("VIRTSCENARIO_HOST_ROOT", raising=False)
     monkeypatch.delenv("VIRTSCENARIO_STRICT_PLUGINS", raising=False)
     monkeypatch.delenv("VIRTSCENARIO_DISABLE_PLUGINS", raising=False)

@@ -67,7 +67,7 @@ def test_main_job_command_works_without_a_daemon(tmp_path: Path) -> None:
     from lxml import etree
     for source in etree.parse(str(out / name / "domain.xml")).iterfind("devices/disk/source"):
         assert Path(source.get("file")).is_absolute()
-    assert f"Settings of {name}" in proc.stdout and "WHY" in proc.stdout
+    assert f"Created {name} (scenario desktop" in proc.stdout and "\nNext: " in proc.stdout
 
 
 def _setup_packages() -> dict[str, tuple[list[str], list[str]]]:

@@ -263,7 +263,7 @@ def test_cli_plan_table_json_and_conflicts_across_vms(run_cli, make_host, tmp_pa
         result = run_cli(["--host-root", str(host.root), "create", scenario, "--name", name, "--output", str(store),
                           "--disk", "none", "--network", "none"])
         assert result.exit_code == 0, result.output
-        assert "Host plan (not applied" in result.stdout  # create ends with the host plan
+        assert "host change(s) recommended: virtscenario host plan" in result.stdout  # the plan, summarised
     result = run_cli(["--host-root", str(host.root), "host", "plan", "tdesk", "--vm", "deskvm", "--vm", "secvm",
                       "--output", str(store)])
     assert result.exit_code == 0, result.output
@@ -311,7 +311,7 @@ def test_cli_missing_host_root_is_one_line(run_cli, tmp_path):
 def test_create_ends_with_the_host_plan_and_never_stops_on_it(run_cli, make_host, tmp_path):
     host = make_host(fakehost.amd_sev(mem_gib=6))  # too small for the 8 GiB hugepage VM
     result = run_cli(["--host-root", str(host.root), "create", "tcomp", "--name", "big", "--output",
-                      str(tmp_path / "store"), "--disk", "none", "--network", "none"])
+                      str(tmp_path / "store"), "--disk", "none", "--network", "none", "--explain"])
     assert result.exit_code == 0, result.output
     tail = result.stdout.split("Host plan (not applied; see 'virtscenario host apply'):\n", 1)[1]
     rows = {line.split()[0]: line for line in tail.splitlines() if line and not line.startswith((" ", "-", "KNOB"))}

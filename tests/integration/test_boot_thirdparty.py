@@ -85,7 +85,8 @@ def softrt_adaptations(memory_mib: int) -> tuple[list[str], list[str]]:
 
 def create(venv: Venv, scenario: str, name: str, out: Path, *extra: str) -> Any:
     proc = venv.virtscenario("create", scenario, "--name", name, "--connect", SYSTEM_URI, "--virt-type", "qemu",
-                             "--network", "user", "--disk", "size=64M", "--output", str(out), "--start", *extra)
+                             "--network", "user", "--disk", "size=64M", "--output", str(out), "--start", "--explain",
+                             *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"Started {name} on {SYSTEM_URI}" in proc.stdout
     return proc

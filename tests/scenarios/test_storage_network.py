@@ -54,7 +54,7 @@ def test_desktop_image_is_qcow2_with_metadata_preallocation(run, tmp_path):
     code, out, err = run("create", "desktop", "--name", "d", "--output", str(tmp_path), "--disk", "size=1")
     assert code == 0, err
     image = tmp_path / "d" / "d.qcow2"
-    assert f"Created image {image}" in out
+    assert "d.qcow2 (new image)" in out
     meta = info(image)
     assert meta["format"] == "qcow2" and meta["virtual-size"] == 2**30 and meta["cluster-size"] == 64 * 1024
     data = meta["format-specific"]["data"]
@@ -145,7 +145,7 @@ def test_existing_image_format_is_detected(run, tmp_path):
     disks = domain(tmp_path / "store" / "e").findall("devices/disk")
     assert [(d.find("driver").get("type"), d.find("source").get("file")) for d in disks] == \
         [("qcow2", str(qcow)), ("raw", str(raw))]
-    assert "Created image" not in out
+    assert "(new image)" not in out
     assert not list((tmp_path / "store" / "e").glob("*.raw"))
 
 
@@ -225,7 +225,7 @@ def test_uuid_mac_and_images_are_stable_across_force(run, tmp_path):
     second = domain(vm)
     assert second.findtext("uuid") == first.findtext("uuid")
     assert second.find("devices/interface/mac").get("address") == first.find("devices/interface/mac").get("address")
-    assert f"kept existing image {vm / 'keep.qcow2'}" in err and "Created image" not in out
+    assert f"kept existing image {vm / 'keep.qcow2'}" in err and "(new image)" not in out
     assert (vm / "keep.qcow2").stat().st_ino == image_stat.st_ino
 
 
@@ -239,8 +239,8 @@ def test_create_desktop_demo_works_without_a_daemon(tmp_path):
                              "--output", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     vm = tmp_path / "demo"
-    assert f"Wrote {vm / 'domain.xml'}" in result.stdout and f"Created image {vm / 'demo.qcow2'}" in result.stdout
-    assert "Settings of demo (scenario desktop 1.0)" in result.stdout
+    assert f"Created demo (scenario desktop 1.0) in {vm}/" in result.stdout
+    assert "domain.xml, vm.yaml, demo.qcow2 (new image)" in result.stdout
     assert (vm / "share").is_dir() and info(vm / "demo.qcow2")["virtual-size"] == 64 * 2**30
     from virtscenario.domain.validate import validate_tree
     assert validate_tree(domain(vm)) is True

@@ -11,13 +11,19 @@ from ..errors import VirtscenarioError
 
 
 def print_notes(notes: Iterable[Any]) -> None:
+    """Notes and warnings on stderr, each wrapped to the terminal (continuation lines indented)."""
+    import textwrap
+
+    from .output import terminal_width
+    width = terminal_width()
     seen = set()
     for note in notes:
         if note.message in seen:
             continue
         seen.add(note.message)
         prefix = "Warning: " if note.level == "warning" else "Note: "
-        click.echo(prefix + note.message, err=True)
+        click.echo("\n".join(textwrap.wrap(prefix + note.message, width, subsequent_indent="  ",
+                                            break_long_words=False, break_on_hyphens=False)), err=True)
 
 
 def host_root_of(ctx: click.Context) -> Any:

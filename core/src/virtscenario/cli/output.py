@@ -1,10 +1,10 @@
-"""Tables for humans, JSON and markdown for tools and docs."""
+"""Tables for humans (fitted to the terminal), JSON and markdown for tools and docs."""
 
 from __future__ import annotations
 
 import os
 import textwrap
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..settings.display import display_value
 
@@ -12,24 +12,81 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..settings.registry import SettingRegistry
     from ..settings.types import Settings
 
+#: Width when stdout is not a terminal (and COLUMNS is unset): what a pager or a log shows.
+DEFAULT_WIDTH = 80
+SEPARATOR = "  "
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], wrap_last: bool = True) -> str:
+
+def terminal_width(default: int = DEFAULT_WIDTH) -> int:
+    """COLUMNS, else the terminal's width, else ``default`` (not a terminal)."""
+    try:
+        return max(20, int(os.environ["COLUMNS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(1).columns
+    except OSError:
+        return default
+
+
+def fit_widths(natural: list[int], headers: Sequence[str], width: int) -> list[int]:
+    """Column widths whose sum (with separators) fits ``width``: the widest columns give way first."""
+    avail = width - len(SEPARATOR) * (len(natural) - 1)
+    widths = list(natural)
+    if sum(widths) <= avail:
+        return widths
+    floors = [min(w, max(len(h), 8)) for w, h in zip(natural, headers)]
+    excess = sum(widths) - avail
+    while excess > 0:
+        # Shrink the column with the most room above its floor; once all are at their floors,
+        # narrower floors (3) so that no line is ever wider than the terminal.
+        room = [w - f for w, f in zip(widths, floors)]
+        i = max(range(len(widths)), key=lambda k: (room[k], widths[k]))
+        if room[i] <= 0:
+            if all(f <= 3 for f in floors):
+                break
+            floors = [min(f, 3) for f in floors]
+            continue
+        step = min(room[i], excess)
+        widths[i] -= step
+        excess -= step
+    return widths
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: Optional[int] = None,
+          wrap_last: bool = True) -> str:
+    """A plain-text table no wider than ``width`` (default: the terminal's): cells wrap in their column.
+
+    ``wrap_last`` is kept for callers of API 1.x; every column wraps when the table must shrink.
+    """
+    del wrap_last
     if not rows:
-        return "  ".join(headers)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    term = terminal_width(160)
-    if wrap_last:
-        used = sum(widths[:-1]) + 2 * (len(widths) - 1)
-        widths[-1] = max(20, min(widths[-1], term - used)) if term > used + 20 else widths[-1]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+        return SEPARATOR.join(headers)
+    width = width or terminal_width()
+    natural = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    widths = fit_widths(natural, headers, width)
+    lines = [SEPARATOR.join(h[:w].ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             SEPARATOR.join("-" * w for w in widths)]
     for row in rows:
-        last = textwrap.wrap(row[-1], widths[-1]) or [""] if wrap_last else [row[-1]]
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + ("  " if len(row) > 1 else "")
-                     + last[0])
-        pad = sum(widths[:-1]) + 2 * (len(widths) - 1)
-        lines.extend(" " * pad + extra for extra in last[1:])
-    return "\n".join(line.rstrip() for line in lines)
+        cells = [textwrap.wrap(str(c), w, break_long_words=True, break_on_hyphens=False) or [""]
+                 for c, w in zip(row, widths)]
+        for k in range(max(len(c) for c in cells)):
+            lines.append(SEPARATOR.join((c[k] if k < len(c) else "").ljust(w)
+                                        for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def wrapped(text: str, width: int, indent: str = "") -> list[str]:
+    """``text`` wrapped to ``width``, words never broken (paths and commands stay whole on a line
+    when they fit), continuation lines indented two more spaces."""
+    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False) or [indent]
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` characters (cut with an ellipsis)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
 
 def md_escape(text: str) -> str:
@@ -53,21 +110,10 @@ def settings_rows(settings: Settings, registry: SettingRegistry, only_decided: b
     return rows
 
 
+def setting_json(key: str, item: Any) -> dict[str, Any]:
+    return {"key": key, "value": item.value, "layer": item.layer, "origin": item.origin, "source": item.source,
+            "rationale": item.rationale, "reference": item.reference}
+
+
 def settings_json(scenario: str, settings: Settings) -> dict[str, Any]:
-    return {"scenario": scenario,
-            "settings": [{"key": k, "value": settings[k].value, "layer": settings[k].layer,
-                          "origin": settings[k].origin, "source": settings[k].source,
-                          "rationale": settings[k].rationale, "reference": settings[k].reference}
-                         for k in sorted(settings)]}
-
-
-def terminal_width(default: int = 80) -> int:
-    """COLUMNS, else the terminal's width, else ``default`` (not a terminal)."""
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(1).columns
-    except OSError:
-        return default
+    return {"scenario": scenario, "settings": [setting_json(k, settings[k]) for k in sorted(settings)]}

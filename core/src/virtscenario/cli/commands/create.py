@@ -36,6 +36,10 @@ from ..common import complete_scenarios, host_root_of, print_notes
 @click.option("--start", is_flag=True, help="Define and start the domain.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True),
               help="Passphrase for encrypted images (default: a random one kept 0600 in the VM's store).")
+@click.option("--explain", is_flag=True, help="Print every setting with its source, reason and reference, and "
+              "the host plan in full.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON (for scripts).")
 @click.pass_context
 def create_cmd(ctx: click.Context, **opts: Any) -> None:
     """Create a VM from SCENARIO: domain XML, images, settings record, host plan.
@@ -71,6 +75,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     name = check_vm_name(o["name"])
     if o["print_xml"] and o["dry_run"]:
         raise click.UsageError("--print-xml and --dry-run are exclusive")
+    if sum(bool(o.get(k)) for k in ("explain", "quiet", "as_json")) > 1:
+        raise click.UsageError("--explain, --quiet and --json are exclusive")
     cli_values = flag_values(o)
     config = load_config(o["config_file"])
     disks, networks = device_specs(o["disks"], o["networks"])
@@ -127,26 +133,48 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
 
     from ...vm.store import read_passphrase_file, write_vm
     created = write_vm(gen, directory, o["passphrase_file"])
-    print_notes(gen.notes)
-    click.echo(f"Wrote {directory / 'domain.xml'}")
-    click.echo(f"Wrote {directory / 'vm.yaml'}")
-    for path in created:
-        click.echo(f"Created image {path}")
     given = read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
+    defined_on = None
+    secrets: list[str] = []
     if o["define"] or o["start"]:
         from ...vm.libvirt import connect, define_and_start
         if hv is None:
             hv = connect(DEFAULT_URI)
         define_and_start(hv.conn, gen, directory, o["start"], given)
-        click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {hv.conn.getURI()}")
+        defined_on = hv.conn.getURI()
     elif hv is not None and any(d.encrypted for d in gen.disks):
         # Connected but not defining: still give libvirt the disk secrets, so a later
         # 'virsh define domain.xml' finds them.
         from ...vm.libvirt import define_secrets
-        for uuid in define_secrets(hv.conn, gen, directory, given):
-            click.echo(f"Defined libvirt secret {uuid} on {hv.conn.getURI()}")
-    print_settings(gen, catalog)
-    print_plan(changes)
+        secrets = define_secrets(hv.conn, gen, directory, given)
+    written = _written(gen, directory, created, secrets, hv.conn.getURI() if hv else None)
+    if o.get("quiet"):
+        return
+    if o.get("as_json"):
+        import json
+
+        from ..summary import as_json
+        click.echo(json.dumps(as_json(gen, directory, written, changes, defined_on, o["start"]), indent=2,
+                              default=str))
+        return
+    print_notes(gen.notes)
+    if o.get("explain"):
+        for line in written:
+            click.echo(line)
+        if defined_on:
+            click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {defined_on}")
+        print_settings(gen, catalog)
+        print_plan(changes)
+        return
+    from ..summary import render
+    click.echo(render(gen, catalog.registry, directory, written, changes, defined_on, o["start"]))
+
+
+def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], uri: Any) -> list[str]:
+    out = [f"Wrote {directory / 'domain.xml'}", f"Wrote {directory / 'vm.yaml'}"]
+    out += [f"Created image {path}" for path in created]
+    out += [f"Defined libvirt secret {uuid} on {uri}" for uuid in secrets]
+    return out
 
 
 def _note(message: str, level: str = "info") -> Any:

@@ -41,17 +41,17 @@ def check_cmd(ctx: click.Context, as_json: bool) -> None:
                                 "advice": o.result.advice, "summary": o.check.summary, "plugin": o.plugin}
                                for o in outcomes], indent=2))
     else:
-        width = max((len(o.result.name) for o in outcomes), default=4)
-        for o in outcomes:
-            r = o.result
-            click.echo(f"{r.status:<4}  {r.name:<{width}}  {r.message}")
-            if r.advice and r.status != "PASS":
-                click.echo(f"{'':<4}  {'':<{width}}  -> {r.advice}")
-        counts = {s: sum(1 for o in outcomes if o.result.status == s) for s in ("PASS", "WARN", "FAIL")}
-        where = f"host root {host.root}" if host.is_fake else "this host"
-        if not outcomes:
+        from ..output import table
+        rows = [[o.result.status, o.result.name, o.result.message +
+                 (f" -> {o.result.advice}" if o.result.advice and o.result.status != "PASS" else "")]
+                for o in outcomes]
+        if rows:
+            click.echo(table(["STATUS", "CHECK", "RESULT"], rows))
+        else:
             click.echo("No host checks are installed (the host tuning plugin, virtscenario-host-tuning, "
                        "provides them).")
+        counts = {s: sum(1 for o in outcomes if o.result.status == s) for s in ("PASS", "WARN", "FAIL")}
+        where = f"host root {host.root}" if host.is_fake else "this host"
         click.echo(f"\n{counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL ({where})")
     if failed:
         raise SystemExit(1)
