@@ -2,7 +2,7 @@
 # Set up a development checkout of virtscenario: system packages, .venv, editable installs.
 #
 #   scripts/setup.sh            what the CLI needs (libvirt-python builds against the system libvirt)
-#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, pytest, ruff and mypy
+#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, strace, pytest, ruff and mypy
 #
 # Idempotent: a second run installs nothing and takes about a second. Debian/Ubuntu
 # (apt), openSUSE/SLES (zypper) and Fedora/RHEL (dnf) are handled; as non-root, missing
@@ -31,6 +31,7 @@ START=$SECONDS
 # Tier 2 (--tests): a real libvirtd with the QEMU driver (TCG is enough), UEFI firmware
 #         and swtpm for TPM devices. Debian's libvirt-daemon-system creates the
 #         libvirt-qemu user that libvirtd needs even with user=root in qemu.conf.
+#         strace: the host tuning kill-point tests kill the CLI at each file change.
 family=unknown
 if [ -r /etc/os-release ]; then
     # shellcheck disable=SC1091
@@ -45,15 +46,15 @@ fi
 case "$family" in
     debian)
         BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
-        DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools)
+        DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools strace)
         ;;
     suse)
         BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
-        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm)
+        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm strace)
         ;;
     fedora)
         BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img)
-        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools)
+        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools strace)
         ;;
     *)
         BASE=(); DAEMON=()
@@ -86,7 +87,7 @@ done
 if [ "$family" = unknown ]; then
     log "unknown distribution (${PRETTY_NAME:-no /etc/os-release}): install by hand the development files of"
     log "libvirt, pkg-config, gcc, the Python 3 headers, virsh, xmllint and qemu-img (and for --tests: libvirtd"
-    log "with the QEMU driver, qemu-system-x86_64, OVMF and swtpm); see README.md"
+    log "with the QEMU driver, qemu-system-x86_64, OVMF, swtpm and strace); see README.md"
 elif [ "${#MISSING[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         die "missing system packages: ${MISSING[*]}; as root run: $(install_cmd "${MISSING[*]}")"
