@@ -2,7 +2,7 @@
 # Set up a development checkout of virtscenario: system packages, .venv, editable installs.
 #
 #   scripts/setup.sh            what the CLI needs (libvirt-python builds against the system libvirt)
-#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, pytest, ruff and mypy
+#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, strace, pytest, ruff and mypy
 #
 # Idempotent: a second run installs nothing and takes about a second. Debian/Ubuntu
 # (apt), openSUSE/SLES (zypper) and Fedora/RHEL (dnf) are handled; as non-root, missing
@@ -30,11 +30,13 @@ START=$SECONDS
 #         virsh, xmllint for virt-xml-validate, qemu-img for disk images.
 # Tier 2 (--tests): a real libvirtd with the QEMU driver (TCG is enough), UEFI firmware
 #         and swtpm for TPM devices; sshd and ssh for the fleet tests' qemu+ssh:// transport.
-#         Debian's libvirt-daemon-system creates the libvirt-qemu user that libvirtd needs even with user=root in qemu.conf.
+#         Debian's libvirt-daemon-system creates the libvirt-qemu user that libvirtd needs
+#         even with user=root in qemu.conf.
 #         Also what scripts/build-test-guest.sh needs (Debian only, like that script):
 #         kmod (modprobe --show-depends, depmod), cpio, e2fsprogs (mkfs.ext4 -d) and
 #         qemu-guest-agent, whose libraries are copied into the guest's initrd; and
 #         genisoimage for the ISO (a NoCloud seed's shape) its tests attach as a CD-ROM.
+#         strace: the host tuning kill-point tests kill the CLI at each file change.
 family=unknown
 if [ -r /etc/os-release ]; then
     # shellcheck disable=SC1091
@@ -50,15 +52,16 @@ case "$family" in
     debian)
         BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
         DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools
-                kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client)
+                kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client strace)
         ;;
     suse)
         BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
-        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server)
+        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server strace)
         ;;
     fedora)
         BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img)
-        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools openssh-server openssh-clients)
+        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools
+                openssh-server openssh-clients strace)
         ;;
     *)
         BASE=(); DAEMON=()
@@ -91,7 +94,7 @@ done
 if [ "$family" = unknown ]; then
     log "unknown distribution (${PRETTY_NAME:-no /etc/os-release}): install by hand the development files of"
     log "libvirt, pkg-config, gcc, the Python 3 headers, virsh, xmllint and qemu-img (and for --tests: libvirtd"
-    log "with the QEMU driver, qemu-system-x86_64, OVMF and swtpm); see README.md"
+    log "with the QEMU driver, qemu-system-x86_64, OVMF, swtpm and strace); see README.md"
 elif [ "${#MISSING[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         die "missing system packages: ${MISSING[*]}; as root run: $(install_cmd "${MISSING[*]}")"

@@ -8,6 +8,7 @@ files with brackets, meminfo in kB, "Node N" prefixes in node meminfo).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -191,14 +192,22 @@ def build(root: Path, spec: HostSpec) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, object]:
-    """Every directory, file (bytes) and file mode under ``root``: compare two to prove nothing changed."""
+    """Every directory (mode), file (bytes, mode) and symbolic link (target) under ``root``, links
+    never followed: compare two to prove nothing changed, nothing was left and nothing went missing."""
     out: dict[str, object] = {}
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
-        out[f"dir:{rel}"] = True
-        for name in filenames:
+        out[f"dir:{rel}"] = os.lstat(dirpath).st_mode & 0o7777
+        for name in dirnames + filenames:
             path = Path(dirpath) / name
-            out[f"file:{os.path.join(rel, name)}"] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+            st = os.lstat(path)
+            key = os.path.normpath(os.path.join(rel, name))
+            if stat.S_ISLNK(st.st_mode):
+                out[f"link:{key}"] = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                out[f"file:{key}"] = (path.read_bytes(), st.st_mode & 0o7777)
+            elif not stat.S_ISDIR(st.st_mode):
+                out[f"other:{key}"] = st.st_mode
     return out
 
 

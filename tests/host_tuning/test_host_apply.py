@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import virtscenario.api
-from virtscenario_host_tuning import engine, sysfs
+from virtscenario_host_tuning import engine, rootfs, sysfs
 
 from . import fakehost
 
@@ -248,14 +247,14 @@ def test_kernel_not_taking_the_value_rolls_back(run_cli, make_host, monkeypatch)
 def test_failure_writing_a_persisted_file_rolls_back_the_tunables_too(run_cli, make_host, monkeypatch):
     host = make_host(fakehost.amd_sev())
     before = fakehost.snapshot(host.root)
-    real = virtscenario.api.atomic_write
+    real = rootfs.write_atomic
 
-    def full_disk(path, data, mode=0o644):
-        if "tmpfiles.d" in str(path):
+    def full_disk(h, path, data, mode, owner=None):
+        if "tmpfiles.d" in path:
             raise OSError(28, "No space left on device")
-        return real(path, data, mode)
+        return real(h, path, data, mode, owner)
 
-    monkeypatch.setattr(virtscenario.api, "atomic_write", full_disk)
+    monkeypatch.setattr(rootfs, "write_atomic", full_disk)
     result = apply(run_cli, host, "tdesk", "--yes", "--persist")
     assert result.exit_code == 1
     assert "No space left on device" in error_line(result)
@@ -327,7 +326,8 @@ def _forbid_changes(monkeypatch):
     def boom(*_a, **_k):
         raise AssertionError("nothing may be written when the user is not root")
     monkeypatch.setattr(sysfs, "write_value", boom)
-    monkeypatch.setattr(virtscenario.api, "atomic_write", boom)
+    monkeypatch.setattr(rootfs, "write_atomic", boom)
+    monkeypatch.setattr(rootfs, "write_tunable", boom)
     monkeypatch.setattr(engine, "apply_steps", boom)
     monkeypatch.setattr(engine, "revert", boom)
 
@@ -396,9 +396,12 @@ def test_host_root_keeps_every_access_inside_the_root(run_cli, make_host, tmp_pa
         elif path.startswith(HOST_PREFIXES) and not path.startswith(root):
             touched.append((event, path))
     assert touched == []
-    inside = [p for e, p in _AUDIT["events"] if isinstance(p, str) and p.startswith(root)]
-    assert any(p.endswith("host-journal.json") for p in inside)
-    assert any(p.endswith("etc/tuned/virtscenario-tsec/tuned.conf") or "virtscenario-tsec" in p for p in inside)
+    # rootfs opens the root, then every component relative to its directory descriptor:
+    # those names are relative (test_host_killpoints checks the resolved paths with strace).
+    paths = [os.fsdecode(p) for _e, p in _AUDIT["events"] if isinstance(p, (str, bytes))]
+    assert root in paths
+    assert "host-journal.json" in paths and "virtscenario-tsec" in paths
+    assert all(p.startswith("/") or "/" not in p for p in paths)
     assert Path("/proc/sys/vm/swappiness").read_bytes() == real_swappiness
     assert real_journal.exists() == journal_existed
 
@@ -415,3 +418,20 @@ def test_concurrent_apply_or_revert_is_refused(run_cli, make_host):
         assert fakehost.snapshot(host.root) == applied
     assert revert(run_cli, host, "--yes").exit_code == 0  # lock released: it works
     assert fakehost.snapshot(host.root) == before
+
+
+def test_revert_removes_the_temporaries_an_interrupted_run_left(run_cli, make_host):
+    host = make_host(fakehost.amd_sev())
+    before = fakehost.snapshot(host.root)
+    assert apply(run_cli, host, "tcomp", "--yes", "--persist").exit_code == 0
+    (host.root / "etc/.fstab.virtscenario.tmp").write_text("half a new fst")  # killed before its rename
+    (host.root / "var/lib/virtscenario/.host-journal.json.virtscenario.tmp").write_text("{")
+    result = revert(run_cli, host, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Removed 2 temporary file(s) an interrupted run left." in result.stdout
+    assert fakehost.diff(before, fakehost.snapshot(host.root)) == []
+    # Killed while the journal directory was being built: no journal yet, only the temporary tree.
+    (host.root / ".var.virtscenario.tmp/lib/virtscenario").mkdir(parents=True)
+    result = revert(run_cli, host, "--yes")
+    assert result.exit_code == 0 and result.stdout.startswith("Nothing to revert") and "Removed 1" in result.stdout
+    assert fakehost.diff(before, fakehost.snapshot(host.root)) == []

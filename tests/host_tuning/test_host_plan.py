@@ -263,7 +263,7 @@ def test_cli_plan_table_json_and_conflicts_across_vms(run_cli, make_host, tmp_pa
         result = run_cli(["--host-root", str(host.root), "create", scenario, "--name", name, "--output", str(store),
                           "--disk", "none", "--network", "none"])
         assert result.exit_code == 0, result.output
-        assert "host change(s) recommended: virtscenario host plan" in result.stdout  # the plan, summarised
+        assert "host change(s) recommended" in result.stdout and f"host plan {scenario} --vm {name}" in result.stdout
     result = run_cli(["--host-root", str(host.root), "host", "plan", "tdesk", "--vm", "deskvm", "--vm", "secvm",
                       "--output", str(store)])
     assert result.exit_code == 0, result.output

@@ -23,9 +23,11 @@ def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         from virtscenario.api import VirtscenarioError
 
         from .engine import EngineError
+        from .journal import JournalError
+        from .rootfs import RootError
         try:
             return fn(*args, **kwargs)
-        except (VirtscenarioError, EngineError) as exc:
+        except (VirtscenarioError, EngineError, JournalError, RootError) as exc:
             ctx = click.get_current_context(silent=True)
             if ctx is not None and (ctx.find_root().obj or {}).get("debug"):
                 raise
@@ -44,7 +46,13 @@ def _where(host: Any) -> str:
 
 @click.group("host")
 def host_group() -> None:
-    """Holder of this plugin's host subcommands; register() moves them into the core's ``host`` group."""
+    """Holder of this plugin's host subcommands; register() moves them into the core's ``host`` group.
+
+    Every change is journaled before it is made (/var/lib/virtscenario/host-journal.json);
+    'host revert' restores the previous values byte for byte, also after a crash. One
+    apply or revert at a time per tree. --host-root DIR (global option) works on a copy
+    of a host's /proc, /sys, /etc and /dev under DIR, and nothing outside it.
+    """
 
 
 # -- plan -----------------------------------------------------------------------------------------------
@@ -168,7 +176,7 @@ def build_steps(plan: Any, host: Any, persist: bool, backend: str, scenario: str
                 vms: list[str]) -> list[Any]:
     """The ordered steps of an apply: tunables, mounts, module options, then persisted files."""
     from . import persist as persist_mod
-    from . import sysfs
+    from . import rootfs
     from .engine import Step
     steps = [Step("tunable", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "tunable"]
     steps += [Step("mount", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "mount"]
@@ -179,11 +187,9 @@ def build_steps(plan: Any, host: Any, persist: bool, backend: str, scenario: str
         else:
             files.update(persist_mod.files_backend(host, plan.actions))
     for path, content in files.items():
-        if sysfs.read_bytes(host, path) == content:
+        if rootfs.read_file(host, path) == content:  # through real directories only, as it will be written
             continue
-        existing = sysfs.mapped(host, path)
-        mode = existing.stat().st_mode & 0o7777 if existing is not None and existing.exists() else 0o644
-        steps.append(Step("file", path, content, f"write {path}", mode))
+        steps.append(Step("file", path, content, f"write {path}"))
     return steps
 
 
@@ -207,7 +213,17 @@ def apply_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: 
     if not host.is_root_user():
         raise click.ClickException("host apply changes the running kernel and /etc: run it as root "
                                    "(nothing was changed)")
+    from .engine import host_lock
+    with host_lock(host):  # planned under the lock: what another apply changed is seen
+        _apply_locked(ctx, scenario, vms, all_vms, output, config_file, sets, yes, persist, backend)
+
+
+def _apply_locked(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: bool, output: Optional[str],
+                  config_file: Optional[str], sets: tuple[str, ...], yes: bool, persist: bool, backend: str) -> None:
+    from . import journal
+    from .engine import require_finished
     host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
+    require_finished(journal.load(host))  # an untrusted or unfinished journal stops here, before anything
     if plan.refusals:
         more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
         raise click.ClickException(plan.refusals[0] + more + " (nothing was changed)")
@@ -235,8 +251,8 @@ def apply_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: 
             click.echo(f"  write {step.path}")
     if not yes:
         _confirm(f"Apply these {len(steps)} change(s)?")
-    from .engine import JOURNAL, apply_steps
-    apply_steps(host, steps, {"scenario": scenario, "vms": inputs.vms, "persist": persist, "backend": backend})
+    from .engine import JOURNAL, apply_locked
+    apply_locked(host, steps, {"scenario": scenario, "vms": inputs.vms, "persist": persist, "backend": backend})
     click.echo(f"Applied {len(steps)} change(s); previous values journaled in {JOURNAL}"
                f"{' (under ' + str(host.root) + ')' if host.is_fake else ''}. Undo: virtscenario host revert")
     if persist and backend == "tuned":
@@ -264,32 +280,40 @@ def _print_advice(advice: list[Any]) -> None:
 def revert_cmd(ctx: click.Context, yes: bool) -> None:
     """Restore every value and file recorded in the host journal, then remove the journal.
 
-    Safe to run twice: without a journal there is nothing to revert (exit 0).
+    Safe to run twice, and after a crash of apply or revert: without a journal there is
+    nothing to revert (exit 0); temporary files an interrupted run left are removed.
     """
-    from .engine import JOURNAL, journal_path, load_journal, revert
+    from . import journal
+    from .engine import JOURNAL, host_lock, revert_locked
     host = _host(ctx)
     where = f" (under {host.root})" if host.is_fake else ""
-    if not journal_path(host).exists():
-        click.echo(f"Nothing to revert: no host journal at {JOURNAL}{where}.")
-        return
     if not host.is_root_user():
+        if not journal.exists(host):
+            click.echo(f"Nothing to revert: no host journal at {JOURNAL}{where}.")
+            return
         raise click.ClickException("host revert changes the running kernel and /etc: run it as root "
                                    "(nothing was changed)")
-    journal = load_journal(host)
-    if journal is None or not journal["entries"]:
-        click.echo(f"Nothing to revert: the host journal at {JOURNAL}{where} is empty.")
-        return
-    click.echo(f"Will restore on {_where(host)}:")
-    for entry in journal["entries"]:
-        if entry["kind"] == "tunable":
-            click.echo(f"  {entry['path']}: {entry.get('applied', '?')} -> {entry['restore'].strip()}")
-        elif entry["kind"] == "file":
-            click.echo(f"  {'restore' if entry['existed'] else 'remove'} {entry['path']}")
-        else:
-            click.echo(f"  unmount {entry['path']}")
-    if not yes:
-        _confirm(f"Revert these {len(journal['entries'])} change(s)?")
-    count, notes = revert(host)
+    with host_lock(host):
+        loaded = journal.load(host)  # validated as a whole before anything is touched
+        if loaded is None:
+            removed = journal.leftovers(host, None)
+            cleaned = f" Removed {len(removed)} temporary file(s) an interrupted run left." if removed else ""
+            click.echo(f"Nothing to revert: no host journal at {JOURNAL}{where}.{cleaned}")
+            return
+        click.echo(f"Will restore on {_where(host)}:")
+        for entry in loaded.entries:
+            if isinstance(entry, journal.TunableEntry):
+                click.echo(f"  {entry.path}: {entry.applied or '?'} -> {entry.restore.strip()}")
+            elif isinstance(entry, journal.FileEntry):
+                click.echo(f"  {'restore' if entry.existed else 'remove'} {entry.path}")
+            else:
+                click.echo(f"  unmount {entry.path}")
+        if not yes:
+            _confirm(f"Revert these {len(loaded.entries)} change(s)?")
+        removed = journal.leftovers(host, loaded)
+        if removed:
+            click.echo(f"Removed {len(removed)} temporary file(s) an interrupted run left.")
+        count, notes = revert_locked(host, loaded)
     for note in notes:
         click.echo(f"Note: {note}", err=True)
     click.echo(f"Reverted {count} change(s); journal removed.")

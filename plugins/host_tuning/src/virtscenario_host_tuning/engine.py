@@ -1,49 +1,35 @@
-"""Apply and revert, journaled.
+"""Apply and revert, journaled, one run at a time per host tree.
 
-Order of ``apply``: read the previous state of everything that will change,
-write the journal (atomically) **before** the first change, change things one
-by one verifying each read-back, and on any failure put back what this run
-changed (and the journal as it was). ``revert`` restores every journaled entry,
-last change first, verifies each read-back byte for byte against the journal,
-removes the files we created (restoring the content of files we replaced) and
-deletes the journal; a second revert finds nothing to do.
+``apply``: under the tree's lock, read the previous state of everything that will
+change, save the journal (atomically, :mod:`journal`) **before** the first change,
+change things one by one verifying each read-back, and on any failure put back what
+this run changed (and the journal as it was). ``revert``: under the lock, restore
+every journaled entry, last change first, verify each read-back byte for byte, then
+remove the journal; a second revert finds nothing to do.
 
-Journal (``/var/lib/virtscenario/host-journal.json``, mapped by --host-root)::
-
-    {"version": 1, "applies": [{"scenario", "vms", "persist", "backend", "time"}],
-     "created_dirs": [...],
-     "entries": [
-       {"kind": "tunable", "path": "/proc/sys/vm/swappiness", "before": "60\\n", "restore": "60\\n",
-        "applied": "10"},
-       {"kind": "tunable", "path": ".../transparent_hugepage/enabled", "before": "always [madvise] never\\n",
-        "restore": "madvise\\n", "applied": "always"},
-       {"kind": "file", "path": "/etc/sysctl.d/90-virtscenario.conf", "existed": false, "before_b64": null,
-        "mode": null, "created_dirs": ["/etc/sysctl.d"]},
-       {"kind": "mount", "path": "/dev/hugepages1G", "created_dir": true}]}
-
-Byte-exactness: ``before`` holds the exact bytes read. A selection file
-(``always [madvise] never``) takes one word, so ``restore`` is the selected word;
-after writing it the file is read again and must equal ``before`` byte for byte
-(the kernel regenerates the brackets; under --host-root the writer emulates it).
+Crash safety: every file change is write-temp-fsync-rename (:mod:`rootfs`) after its
+before-image is journaled, and kernel tunables are written in place after theirs is.
+A run killed at any point leaves the journal and at most a temporary file of a fixed
+name; ``revert`` removes those temporaries and restores from the before-images,
+never from what it finds (a fake tunable truncated by the kill is written back whole).
+Restoring is idempotent, so ``revert`` killed half-way is simply run again.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import dataclasses
 import fcntl
-import json
 import os
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
-from . import facts, sysfs
+from . import facts, journal, rootfs, sysfs
+from .journal import Entry, FileEntry, Journal, MountEntry, TunableEntry
 
 JOURNAL = "/var/lib/virtscenario/host-journal.json"
-JOURNAL_VERSION = 1
 
 
 class EngineError(Exception):
@@ -58,78 +44,73 @@ class Step:
     path: str
     data: bytes
     label: str
-    mode: int = 0o644
+    mode: int = 0o644  # of a file that does not exist yet (an existing one keeps its own)
 
 
-# -- journal ----------------------------------------------------------------------------------------
-def journal_path(host: Any) -> Path:
-    return host.path(JOURNAL)
+def _line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__
 
 
-def load_journal(host: Any) -> Optional[dict[str, Any]]:
-    path = journal_path(host)
-    if not path.exists():
-        return None
+# -- the lock ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def host_lock(host: Any) -> Iterator[None]:
+    """One apply or revert at a time per tree: ``flock`` on the tree's root directory.
+
+    The root is the one place every tree has from the start (a tree without /var/lib
+    too), it cannot be redirected by a symbolic link inside the tree, locking it
+    creates nothing, and the kernel drops the lock when the holder dies. Every name
+    of one tree (a bind mount, ``--host-root /``) reaches the same inode, so the same lock.
+    """
+    where = rootfs.root_dir(host)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read the journal {JOURNAL}: {exc}".splitlines()[0]) from None
-    if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION \
-            or not isinstance(data.get("entries"), list):
-        raise EngineError(f"{JOURNAL} is not a virtscenario host journal (version {JOURNAL_VERSION})")
-    return data
-
-
-def _save_journal(host: Any, journal: dict[str, Any]) -> None:
-    from virtscenario.api import atomic_write
-    atomic_write(journal_path(host), (json.dumps(journal, indent=2, sort_keys=False) + "\n").encode(), mode=0o600)
-
-
-def _missing_dirs(host: Any, host_path: str) -> list[str]:
-    """Parent directories of ``host_path`` that do not exist yet, deepest first."""
-    out = []
-    parent = os.path.dirname(host_path)
-    while parent not in ("/", "") and not host.path(parent).exists():
-        out.append(parent)
-        parent = os.path.dirname(parent)
-    return out
-
-
-def _remove_dirs(host: Any, dirs: list[str]) -> None:
-    for directory in dirs:  # deepest first
+        fd = rootfs.open_root(host)
+    except rootfs.RootError as exc:
+        raise EngineError(f"{exc}; nothing changed") from None
+    try:
         try:
-            host.path(directory).rmdir()
-        except OSError:
-            pass  # not empty any more (someone else's files): leave it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EngineError(f"another 'virtscenario host apply' or 'revert' is running on this tree (lock on "
+                              f"{where}); nothing changed") from None
+        except OSError as exc:
+            raise EngineError(f"cannot lock {where}: {exc.strerror}; nothing changed") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 # -- snapshots --------------------------------------------------------------------------------------
-def snapshot(host: Any, step: Step) -> dict[str, Any]:
+def snapshot(host: Any, step: Step) -> Entry:
     """The journal entry of ``step``: the state before it, exactly."""
     if step.kind == "tunable":
         raw = sysfs.read_bytes(host, step.path)
         if raw is None:
             raise EngineError(f"{step.label}: cannot read {step.path}")
-        text = raw.decode()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise EngineError(f"{step.label}: {step.path} does not hold text") from None
         restore = (sysfs.selected(text) or "") + "\n" if sysfs.is_selection(text) else text
-        return {"kind": "tunable", "path": step.path, "before": text, "restore": restore}
+        return TunableEntry(step.path, text, restore)
     if step.kind == "file":
-        path = sysfs.mapped(host, step.path)
-        if path is None:
-            raise EngineError(f"{step.label}: {step.path} leads outside the host root")
-        if path.exists():
-            return {"kind": "file", "path": step.path, "existed": True,
-                    "before_b64": base64.b64encode(path.read_bytes()).decode(),
-                    "mode": path.stat().st_mode & 0o7777, "created_dirs": []}
-        return {"kind": "file", "path": step.path, "existed": False, "before_b64": None, "mode": None,
-                "created_dirs": _missing_dirs(host, step.path)}
+        st = rootfs.stat_file(host, step.path)
+        if st is None:
+            return FileEntry(step.path, False,
+                             created_dirs=tuple(rootfs.missing_dirs(host, os.path.dirname(step.path))))
+        if st.st_mode & 0o7000:
+            raise EngineError(f"{step.path} has set-id or sticky bits: refused")
+        data = rootfs.read_file(host, step.path)
+        if data is None:
+            raise EngineError(f"{step.path} vanished while it was read")
+        return FileEntry(step.path, True, data, st.st_mode & 0o777, st.st_uid, st.st_gid)
     if step.kind == "mount":
-        return {"kind": "mount", "path": step.path, "created_dir": not host.path(step.path).exists()}
+        return MountEntry(step.path, created_dir=not os.path.exists(step.path))
     raise EngineError(f"unknown step kind {step.kind!r}")
 
 
 # -- doing ------------------------------------------------------------------------------------------
-def do_step(host: Any, step: Step) -> str:
+def do_step(host: Any, step: Step, before: Entry) -> str:
     """Carry out one step and verify it; return the value now in effect."""
     if step.kind == "tunable":
         sysfs.write_value(host, step.path, step.data)
@@ -139,8 +120,12 @@ def do_step(host: Any, step: Step) -> str:
             raise sysfs.WriteError(f"{step.path}: wrote {wanted} but the kernel reports {now}")
         return now or ""
     if step.kind == "file":
-        from virtscenario.api import atomic_write
-        atomic_write(host.path(step.path), step.data, mode=step.mode)
+        assert isinstance(before, FileEntry)
+        rootfs.make_dirs(host, os.path.dirname(step.path))  # journaled as created_dirs
+        if before.existed and before.mode is not None and before.uid is not None and before.gid is not None:
+            rootfs.write_atomic(host, step.path, step.data, before.mode, (before.uid, before.gid))
+        else:
+            rootfs.write_atomic(host, step.path, step.data, step.mode)
         return ""
     if step.kind == "mount":
         _mount(host, step)
@@ -163,144 +148,159 @@ def _mount(host: Any, step: Step) -> None:
         raise sysfs.WriteError(f"mount {step.path}: not in /proc/mounts after mounting")
 
 
-@contextlib.contextmanager
-def host_lock(host: Any) -> Iterator[None]:
-    """One apply or revert at a time: an advisory flock on /var/lib (or the host root).
-
-    A directory that always exists is locked, rather than a lock file, so the lock
-    neither writes to the host nor races with revert removing the journal directory.
-    """
-    target = host.path("/var/lib")
-    if not target.is_dir():
-        target = host.path("/")
-    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EngineError(f"another 'virtscenario host apply' or 'revert' is running (lock on {target}); "
-                              "nothing changed") from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
-
-
-def apply_steps(host: Any, steps: list[Step], meta: dict[str, Any]) -> dict[str, Any]:
-    """Journal, then change; roll back this run's changes when one fails. Returns the journal."""
+# -- applying ---------------------------------------------------------------------------------------
+def apply_steps(host: Any, steps: Sequence[Step], meta: dict[str, Any]) -> Journal:
+    """Take the lock, then :func:`apply_locked`."""
     with host_lock(host):
-        return _apply_steps(host, steps, meta)
+        return apply_locked(host, steps, meta)
 
 
-def _apply_steps(host: Any, steps: list[Step], meta: dict[str, Any]) -> dict[str, Any]:
-    previous = load_journal(host)
-    journal_file = journal_path(host)
-    previous_bytes = journal_file.read_bytes() if journal_file.exists() else None
-    journal: dict[str, Any] = previous or {"version": JOURNAL_VERSION, "applies": [], "entries": [],
-                                           "created_dirs": _missing_dirs(host, JOURNAL)}
-    known = {(e["kind"], e["path"]) for e in journal["entries"]}
-    befores: dict[tuple[str, str], dict[str, Any]] = {}
-    for step in steps:
-        key = (step.kind, step.path)
-        if key not in befores:
-            befores[key] = snapshot(host, step)
-        if key not in known:
-            journal["entries"].append(befores[key])
-            known.add(key)
-    journal["applies"].append({**meta, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    journal["state"] = "applying"
-    _save_journal(host, journal)  # before the first change
+def require_finished(previous: Optional[Journal]) -> None:
+    """Apply builds only on a finished apply: after a crash or a failed rollback, revert first."""
+    if previous is not None and previous.state != "applied":
+        raise EngineError(f"the host journal {JOURNAL} is in state {previous.state!r} (an apply or revert was "
+                          "interrupted or failed): run 'virtscenario host revert' first; nothing was changed")
 
-    done: list[dict[str, Any]] = []  # this run's "before" entries, in first-touch order
+
+def apply_locked(host: Any, steps: Sequence[Step], meta: dict[str, Any]) -> Journal:
+    """Journal, then change; roll back this run's changes when one fails. The caller holds the lock."""
+    previous = journal.load(host)
+    require_finished(previous)
+    journal.leftovers(host, previous)
+    previous_bytes = rootfs.read_file(host, JOURNAL) if previous is not None else None
+    entries: list[Entry] = list(previous.entries) if previous is not None else []
+    known = {(e.kind, e.path) for e in entries}
+    befores: dict[tuple[str, str], Entry] = {}
     try:
         for step in steps:
             key = (step.kind, step.path)
-            if befores[key] not in done:
-                done.append(befores[key])
-            value = do_step(host, step)
+            if key not in befores:
+                befores[key] = snapshot(host, step)
+            if key not in known:
+                entries.append(befores[key])
+                known.add(key)
+    except (rootfs.RootError, OSError) as exc:
+        raise EngineError(f"{_line(exc)}; nothing was changed") from None
+    record = journal.ApplyRecord(str(meta.get("scenario", "")), tuple(meta.get("vms", ())),
+                                 bool(meta.get("persist", False)), str(meta.get("backend", "files")),
+                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    current = Journal(journal.root_identity(host), "applying",
+                      (previous.applies if previous else ()) + (record,),
+                      previous.created_dirs if previous else (), tuple(entries))
+    try:
+        current = journal.save(host, current)  # before the first change
+    except (rootfs.RootError, OSError) as exc:
+        raise EngineError(f"cannot write the host journal {JOURNAL}: {_line(exc)}; nothing was changed") from None
+
+    done: list[Entry] = []  # this run's "before" entries, in first-touch order
+    applied: dict[str, str] = {}
+    try:
+        for step in steps:
+            before = befores[(step.kind, step.path)]
+            if before not in done:
+                done.append(before)
+            value = do_step(host, step, before)
             if step.kind == "tunable":
-                for entry in journal["entries"]:
-                    if entry["kind"] == "tunable" and entry["path"] == step.path:
-                        entry["applied"] = value
-    except Exception as exc:  # noqa: BLE001 - any failure rolls back
-        failures = restore_entries(host, done)[1]
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if failures:
-            journal["state"] = "failed"
-            _save_journal(host, journal)
-            raise EngineError(f"apply failed: {message}; rolling back also failed ({len(failures)} value(s), first: "
-                              f"{failures[0][1]}): the journal keeps them, run 'virtscenario host revert'") from None
+                applied[step.path] = value
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - any failure rolls back, Ctrl-C too
+        _roll_back(host, current, done, previous_bytes, _line(exc))
+    entries = [dataclasses.replace(e, applied=applied[e.path])
+               if isinstance(e, TunableEntry) and e.path in applied else e for e in current.entries]
+    return journal.save(host, dataclasses.replace(current, state="applied", entries=tuple(entries)))
+
+
+def _roll_back(host: Any, current: Journal, done: list[Entry], previous_bytes: Optional[bytes],
+               message: str) -> None:
+    failures = restore_entries(host, done)[1]
+    if failures:
+        with contextlib.suppress(Exception):
+            journal.save(host, dataclasses.replace(current, state="failed"))
+        raise EngineError(f"apply failed: {message}; rolling back also failed ({len(failures)} value(s), first: "
+                          f"{failures[0][1]}): the journal keeps them, run 'virtscenario host revert'") from None
+    try:
         if previous_bytes is None:
-            journal_file.unlink()
-            _remove_dirs(host, journal.get("created_dirs", []))
+            journal.remove(host, current)
         else:
-            from virtscenario.api import atomic_write
-            atomic_write(journal_file, previous_bytes, mode=0o600)
-        raise EngineError(f"apply failed: {message}; everything this run changed was rolled back") from None
-    journal["state"] = "applied"
-    _save_journal(host, journal)
-    return journal
+            rootfs.write_atomic(host, JOURNAL, previous_bytes, 0o600)
+    except (rootfs.RootError, OSError) as exc:
+        raise EngineError(f"apply failed: {message}; the values were rolled back but the journal could not be "
+                          f"put back ({_line(exc)}): run 'virtscenario host revert'") from None
+    raise EngineError(f"apply failed: {message}; everything this run changed was rolled back") from None
 
 
 # -- reverting --------------------------------------------------------------------------------------
-def restore_entries(host: Any, entries: list[dict[str, Any]]) -> tuple[list[str], list[tuple[dict[str, Any], str]]]:
+def restore_entries(host: Any, entries: Sequence[Entry]) -> tuple[list[str], list[tuple[Entry, str]]]:
     """Restore ``entries`` last first. Returns (notes, [(entry, error)])."""
     notes: list[str] = []
-    failures: list[tuple[dict[str, Any], str]] = []
+    failures: list[tuple[Entry, str]] = []
     for entry in reversed(entries):
         try:
             note = _restore(host, entry)
             if note:
                 notes.append(note)
         except Exception as exc:  # noqa: BLE001 - one failure must not stop the others
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            failures.append((entry, text if text.startswith(entry["path"]) else f"{entry['path']}: {text}"))
+            text = _line(exc)
+            failures.append((entry, text if text.startswith(entry.path) else f"{entry.path}: {text}"))
     return notes, failures
 
 
-def _restore(host: Any, entry: dict[str, Any]) -> str:
-    kind, path = entry["kind"], entry["path"]
-    if kind == "tunable":
-        if sysfs.read_bytes(host, path) == entry["before"].encode():
-            return ""  # already as it was (e.g. the write that failed never took effect)
-        note = ""
-        now = sysfs.current(host, path)
-        if entry.get("applied") is not None and now != entry["applied"]:
-            note = f"{path} was changed since apply (now {now}); restored anyway"
-        if path.endswith("/ksm/merge_across_nodes"):
-            _ksm_unmerge(host)
-        sysfs.write_value(host, path, entry["restore"].encode())
-        after = sysfs.read_bytes(host, path)
-        if after != entry["before"].encode():
-            shown = (after or b"").decode(errors="replace").strip()
-            raise sysfs.WriteError(f"restored, but it reads {shown!r} instead of {entry['before'].strip()!r}")
-        return note
-    if kind == "file":
-        file_path = host.path(path)
-        if entry["existed"]:
-            from virtscenario.api import atomic_write
-            data = base64.b64decode(entry["before_b64"])
-            atomic_write(file_path, data, mode=int(entry["mode"]))
-            if file_path.read_bytes() != data:
-                raise sysfs.WriteError("content differs after restoring")
-        else:
-            if file_path.exists():
-                file_path.unlink()
-            _remove_dirs(host, entry.get("created_dirs", []))
+def _restore(host: Any, entry: Entry) -> str:
+    if isinstance(entry, TunableEntry):
+        return _restore_tunable(host, entry)
+    if isinstance(entry, FileEntry):
+        _restore_file(host, entry)
         return ""
-    if kind == "mount":
-        if host.is_fake:
-            return ""
-        if path in facts.hugetlbfs_mounts(host).values():
-            result = subprocess.run(["umount", path], capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise sysfs.WriteError(f"umount: {(result.stderr or result.stdout).strip()} (a VM still uses it?)")
-        if entry.get("created_dir"):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+    return _restore_mount(host, entry)
+
+
+def _restore_tunable(host: Any, entry: TunableEntry) -> str:
+    before = entry.before.encode()
+    if sysfs.read_bytes(host, entry.path) == before:
+        return ""  # already as it was (the failed write never took effect, or a revert was interrupted)
+    note = ""
+    now = sysfs.current(host, entry.path)
+    if entry.applied is not None and now != entry.applied:
+        note = f"{entry.path} was changed since apply (now {now}); restored anyway"
+    if entry.path.endswith("/ksm/merge_across_nodes"):
+        _ksm_unmerge(host)
+    # A kernel file takes the value (the kernel regenerates the brackets of a selection);
+    # a fake tree's plain file gets its exact bytes back, whatever a kill left in it.
+    sysfs.write_value(host, entry.path, before if host.is_fake else entry.restore.encode())
+    after = sysfs.read_bytes(host, entry.path)
+    if after != before:
+        shown = (after or b"").decode(errors="replace").strip()
+        raise sysfs.WriteError(f"restored, but it reads {shown!r} instead of {entry.before.strip()!r}")
+    return note
+
+
+def _restore_file(host: Any, entry: FileEntry) -> None:
+    if not entry.existed:
+        rootfs.unlink(host, entry.path)
+        for directory in entry.created_dirs:  # deepest first; one holding others' files stays
+            rootfs.rmdir(host, directory)
+        return
+    assert entry.before is not None and entry.mode is not None
+    st = rootfs.stat_file(host, entry.path)
+    owner = (entry.uid if entry.uid is not None else os.getuid(), entry.gid if entry.gid is not None else os.getgid())
+    if st is not None and st.st_mode & 0o7777 == entry.mode and (st.st_uid, st.st_gid) == owner \
+            and rootfs.read_file(host, entry.path) == entry.before:
+        return  # already restored
+    rootfs.write_atomic(host, entry.path, entry.before, entry.mode, owner)
+    if rootfs.read_file(host, entry.path) != entry.before:
+        raise sysfs.WriteError("content differs after restoring")
+
+
+def _restore_mount(host: Any, entry: MountEntry) -> str:
+    if host.is_fake:
         return ""
-    raise EngineError(f"unknown journal entry kind {kind!r}")
+    if entry.path in facts.hugetlbfs_mounts(host).values():
+        result = subprocess.run(["umount", entry.path], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise sysfs.WriteError(f"umount: {(result.stderr or result.stdout).strip()} (a VM still uses it?)")
+    if entry.created_dir:
+        with contextlib.suppress(OSError):
+            os.rmdir(entry.path)
+    return ""
 
 
 def _ksm_unmerge(host: Any) -> None:
@@ -310,24 +310,31 @@ def _ksm_unmerge(host: Any) -> None:
 
 
 def revert(host: Any) -> tuple[int, list[str]]:
-    """Restore the journal. Returns (entries restored, notes); raises when some could not be restored."""
+    """Take the lock, load the journal, restore it. Returns (entries restored, notes)."""
     with host_lock(host):
-        return _revert(host)
+        loaded = journal.load(host)
+        journal.leftovers(host, loaded)
+        if loaded is None:
+            return 0, []
+        return revert_locked(host, loaded)
 
 
-def _revert(host: Any) -> tuple[int, list[str]]:
-    journal = load_journal(host)
-    if journal is None or not journal["entries"]:
-        return 0, []
-    entries = journal["entries"]
-    notes, failures = restore_entries(host, entries)
+def revert_locked(host: Any, loaded: Journal) -> tuple[int, list[str]]:
+    """Restore every entry; on failures keep those in the journal and raise. The caller holds the lock."""
+    notes, failures = restore_entries(host, loaded.entries)
     if failures:
         failed = [e for e, _msg in failures]
-        journal["entries"] = [e for e in entries if e in failed]
-        journal["state"] = "revert-incomplete"
-        _save_journal(host, journal)
+        remaining = tuple(e for e in loaded.entries if e in failed)
+        try:
+            journal.save(host, dataclasses.replace(loaded, entries=remaining, state="revert-incomplete"))
+        except (rootfs.RootError, OSError) as exc:
+            raise EngineError(f"{len(failures)} value(s) could not be restored, first: {failures[0][1]}; the "
+                              f"journal could not be updated either ({_line(exc)}): it still lists every entry, "
+                              "run 'virtscenario host revert' again") from None
         raise EngineError(f"{len(failures)} value(s) could not be restored, first: {failures[0][1]}; they stay in "
                           f"the journal: fix the cause and run 'virtscenario host revert' again")
-    journal_path(host).unlink()
-    _remove_dirs(host, journal.get("created_dirs", []))
-    return len(entries), notes
+    try:
+        journal.remove(host, loaded)
+    except (rootfs.RootError, OSError) as exc:
+        raise EngineError(f"everything was restored but the journal could not be removed: {_line(exc)}") from None
+    return len(loaded.entries), notes

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from . import sysfs
+from . import rootfs
 from .plan import Action
 
 SYSCTL_FILE = "/etc/sysctl.d/90-virtscenario.conf"
@@ -38,7 +38,12 @@ def tuned_profile_name(scenario: str) -> str:
 
 
 def _existing(host: Any, path: str) -> str:
-    return sysfs.read_text(host, path) or ""
+    """The file as it is (read through real directories only; bytes that are not UTF-8 survive)."""
+    return (rootfs.read_file(host, path) or b"").decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _merge(existing: str, new: list[tuple[str, str]], key_of: Any) -> list[tuple[str, str]]:
@@ -80,11 +85,11 @@ def files_backend(host: Any, actions: Iterable[Action]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     if sysctl:
         items = _merge(_existing(host, SYSCTL_FILE), sysctl, lambda line: line.split("=", 1)[0].strip())
-        out[SYSCTL_FILE] = (HEADER + "".join(line + "\n" for _k, line in items)).encode()
+        out[SYSCTL_FILE] = _encode(HEADER + "".join(line + "\n" for _k, line in items))
     if tmpfiles:
         items = _merge(_existing(host, TMPFILES_FILE), tmpfiles,
                        lambda line: line.split()[1] if len(line.split()) > 1 else "")
-        out[TMPFILES_FILE] = (HEADER + "".join(line + "\n" for _k, line in _ksm_run_last(items))).encode()
+        out[TMPFILES_FILE] = _encode(HEADER + "".join(line + "\n" for _k, line in _ksm_run_last(items)))
     if scheduler:
         out[UDEV_FILE] = (HEADER + f'{UDEV_MATCH}, ATTR{{queue/scheduler}}="{scheduler}"\n').encode()
     if fstab:
@@ -96,7 +101,7 @@ def files_backend(host: Any, actions: Iterable[Action]) -> dict[str, bytes]:
             if text and not text.endswith("\n"):
                 text += "\n"
             text += "".join(f"{line}  # virtscenario: hugetlbfs for libvirt\n" for line in extra)
-            out[FSTAB] = text.encode()
+            out[FSTAB] = _encode(text)
     return out
 
 

@@ -1,7 +1,9 @@
 """Reading and writing kernel tunables (procfs/sysfs) through a HostRoot.
 
-Every access goes through ``host.path()`` so ``--host-root DIR`` keeps it inside
-DIR; under a fake root a path whose symlinks lead out of DIR counts as missing.
+Reads go through ``host.path()`` so ``--host-root DIR`` keeps them inside DIR; under
+a fake root a path whose symlinks lead out of DIR counts as missing. Writes go
+through :func:`rootfs.write_tunable`, which resolves the path itself and follows
+only links that stay beneath the root.
 
 Selection files (``always [madvise] never``) take one word and show the
 selected one in brackets. A fake tree is plain files, so :func:`write_value`
@@ -95,11 +97,11 @@ class WriteError(Exception):
 
 def write_value(host: Any, host_path: str, data: bytes) -> None:
     """Write ``data`` to an existing tunable, in place (never create, never rename: sysfs)."""
-    path = mapped(host, host_path)
-    if path is None or not path.exists():
+    from . import rootfs
+    old = read_text(host, host_path) if host.is_fake else None
+    if old is None and not exists(host, host_path):
         raise WriteError(f"{host_path}: no such tunable on this host")
-    if host.is_fake:
-        old = path.read_text()
+    if old is not None:  # a fake tree: emulate the kernel
         word = data.decode().strip()
         if is_selection(old) and not is_selection(data.decode()):
             offered = options(old)
@@ -107,10 +109,8 @@ def write_value(host: Any, host_path: str, data: bytes) -> None:
                 raise WriteError(f"{host_path}: {word!r} is not one of {' '.join(offered)}")
             data = (" ".join(f"[{w}]" if w == word else w for w in offered) + "\n").encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        rootfs.write_tunable(host, host_path, data)
+    except rootfs.RootError as exc:
+        raise WriteError(str(exc)) from None
     except OSError as exc:
         raise WriteError(f"{host_path}: {exc.strerror or exc}") from None
