@@ -40,7 +40,7 @@ class Verb:
         return self.key or self.option
 
 
-#: Upstream's verbs (see docs/upstream shell) and two of ours (output, connect), in help order.
+#: Upstream virt-scenario's shell verbs and two of ours (output, connect), in help order.
 VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("vcpu", "number of vCPUs", key="vm.vcpus"),
     Verb("memory", "guest memory; a bare number is GiB as in upstream (4 = 4GiB)", key="vm.memory", bare_gib=True),

@@ -235,7 +235,7 @@ def _one(args: list[str], usage: str) -> str:
 
 def help_text(commands: list[tuple[str, str]]) -> str:
     rows = [("Guided flow (upstream virt-scenario's shell):", [SHELL_COMMANDS[n] for n in SHELL_COMMANDS]),
-            ("Upstream's verbs ('VERB VALUE'; 'VERB' alone shows the value):",
+            ("Short verbs, upstream's plus output and connect ('VERB VALUE'; 'VERB' alone shows the value):",
              [(f"{v.name} VALUE", f"{v.target}: {v.meaning}") for v in VERBS.values()]),
             ("Every virtscenario command, as on the command line ('COMMAND --help'):", commands)]
     lines = []
