@@ -2,7 +2,7 @@
 # Set up a development checkout of virtscenario: system packages, .venv, editable installs.
 #
 #   scripts/setup.sh            what the CLI needs (libvirt-python builds against the system libvirt)
-#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, strace, pytest, ruff and mypy
+#   scripts/setup.sh --tests    also the real libvirtd + QEMU + OVMF + swtpm, strace, pytest, ruff, mypy and pexpect
 #
 # Idempotent: a second run installs nothing and takes about a second. Debian/Ubuntu
 # (apt), openSUSE/SLES (zypper) and Fedora/RHEL (dnf) are handled; as non-root, missing
@@ -171,7 +171,7 @@ done
 # binding never uses API the library lacks. Newer bindings also build, as a fallback.
 MAJOR_MINOR=$(echo "$LIBVIRT_VERSION" | cut -d. -f1,2)
 LIBVIRT_PIN="libvirt-python==${MAJOR_MINOR}.*"
-DEV_TOOLS=("pytest>=8" "ruff==0.17.6" "mypy==2.4.1")
+DEV_TOOLS=("pytest>=8" "ruff==0.17.6" "mypy==2.4.1" "pexpect==4.9.0")
 
 # Skip pip when nothing that affects the install changed (pyproject files, the
 # interpreter, the libvirt version, the tool list): editable installs follow the sources.
@@ -189,7 +189,7 @@ tests_stamp=$(stamp_of 1)
 
 imports_ok() {
     "$VENV/bin/python" -c 'import libvirt, virtscenario' 2>/dev/null && "$VENV/bin/virtscenario" --version >/dev/null 2>&1 \
-        && { [ "$TESTS" = 0 ] || "$VENV/bin/python" -c 'import pytest' 2>/dev/null; }
+        && { [ "$TESTS" = 0 ] || "$VENV/bin/python" -c 'import pytest, pexpect' 2>/dev/null; }
 }
 
 if { [ "$have_stamp" = "$want_stamp" ] || [ "$have_stamp" = "$tests_stamp" ]; } && imports_ok; then

@@ -31,7 +31,7 @@ def test_create_writes_store_and_reports(run, tmp_path):
     code, out, err = run("create", "demo", "--name", "web", "--output", str(tmp_path), "--disk", "none")
     assert code == 0, err
     vm = tmp_path / "web"
-    assert f"Created web (scenario demo 1.2) in {vm}/" in out and "domain.xml, vm.yaml" in out
+    assert "Created web (scenario demo 1.2) in" in out and f"{vm}/: domain.xml, vm.yaml" in out
     assert "sound.model" in out and "demo decides sound.model" in out
     record = yaml.safe_load((vm / "vm.yaml").read_text())
     assert record["scenario"] == "demo" and record["scenario_version"] == "1.2"

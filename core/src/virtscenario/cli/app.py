@@ -29,6 +29,7 @@ BUILTIN_COMMANDS = {
     "plugins": ("virtscenario.cli.commands.plugins", "plugins_group"),
     "scenarios": ("virtscenario.cli.commands.scenarios", "scenarios_group"),
     "settings": ("virtscenario.cli.commands.settings", "settings_cmd"),
+    "shell": ("virtscenario.cli.commands.shell", "shell_cmd"),
     "validate": ("virtscenario.cli.commands.validate", "validate_cmd"),
 }
 

@@ -45,10 +45,48 @@ def complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: s
 
 
 def complete_vms(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    """Shell completion of VM names in the store."""
+    """Shell completion of VM names in the store (``--output``, else the settings file's store)."""
     try:
-        from ..vm.store import list_vm_names, store_root
-        root = store_root((ctx.params or {}).get("output"))
+        from ..vm.store import list_vm_names
+        params = ctx.params or {}
+        root = vm_store_of(params.get("output"), params.get("config_file"))
         return [click.shell_completion.CompletionItem(n) for n in list_vm_names(root) if n.startswith(incomplete)]
     except Exception:  # noqa: BLE001
         return []
+
+
+def vm_store_of(output: Any, config_file: Any) -> Any:
+    """The store root ``create`` would use with these ``--output`` and ``--config`` values."""
+    from ..vm.store import store_root
+    if output:
+        return store_root(output)
+    from ..settings.userfile import load_config
+    return store_root(None, load_config(config_file).store)
+
+
+def setting_items(incomplete: str) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` completions as (text, help): keys (with their '='), then a key's choices."""
+    from ..plugin.hooks import Catalog
+    registry = Catalog().registry
+    key, eq, value = incomplete.partition("=")
+    if not eq:
+        return [(s.key + "=", s.help) for s in sorted(registry, key=lambda s: s.key) if s.key.startswith(key)]
+    spec = registry.find(key)
+    return [(f"{key}={v}", "") for v in value_choices(spec) if v.startswith(value)] if spec else []
+
+
+def value_choices(spec: Any) -> tuple[str, ...]:
+    """The values worth offering for a setting: its choices, or on/off for a boolean."""
+    if spec.kind == "choice":
+        return tuple(spec.choices)
+    return ("on", "off") if spec.kind == "bool" else ()
+
+
+def complete_settings(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of ``--set KEY=VALUE``: setting keys, then the key's allowed values."""
+    try:
+        return [click.shell_completion.CompletionItem(text, help=help or None)
+                for text, help in setting_items(incomplete)]
+    except Exception:  # noqa: BLE001
+        return []
+

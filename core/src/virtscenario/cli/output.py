@@ -68,8 +68,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: Optional
     lines = [SEPARATOR.join(h[:w].ljust(w) for h, w in zip(headers, widths)).rstrip(),
              SEPARATOR.join("-" * w for w in widths)]
     for row in rows:
-        cells = [textwrap.wrap(str(c), w, break_long_words=True, break_on_hyphens=False) or [""]
-                 for c, w in zip(row, widths)]
+        cells = [wrap_cell(str(c), w) for c, w in zip(row, widths)]
         for k in range(max(len(c) for c in cells)):
             lines.append(SEPARATOR.join((c[k] if k < len(c) else "").ljust(w)
                                         for c, w in zip(cells, widths)).rstrip())
@@ -81,6 +80,14 @@ def wrapped(text: str, width: int, indent: str = "") -> list[str]:
     when they fit), continuation lines indented two more spaces."""
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
                          break_long_words=False, break_on_hyphens=False) or [indent]
+
+
+def wrap_cell(text: str, width: int) -> list[str]:
+    """Wrap at spaces; a word longer than the column (a URL) starts its own line and is cut there."""
+    out: list[str] = []
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]:
+        out += [line[i:i + width] for i in range(0, len(line), width)] if len(line) > width else [line]
+    return out
 
 
 def one_line(text: str, width: int) -> str:

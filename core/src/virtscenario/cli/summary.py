@@ -50,8 +50,8 @@ def render(gen: Generated, registry: SettingRegistry, directory: Path, written: 
     width = width or terminal_width()
     sc = gen.provided.scenario
     # Paths and commands wrap (never cut): the user must be able to copy them.
-    lines = wrapped(f"Created {gen.domain.name} (scenario {sc.name} {sc.version}) in {directory}/", width)
-    lines += wrapped(", ".join(_short(text, directory) for text in written), width, "  ")
+    lines = wrapped(f"Created {gen.domain.name} (scenario {sc.name} {sc.version}) in", width)
+    lines += wrapped(f"{directory}/: " + ", ".join(_short(text, directory) for text in written), width, "  ")
     if defined_on:
         lines += wrapped(f"{'Started' if started else 'Defined'} {gen.domain.name} on {defined_on}", width, "  ")
     decided, by_user = decisions(gen, registry)

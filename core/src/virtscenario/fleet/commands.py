@@ -32,6 +32,28 @@ def _timeout_option(f: Any) -> Any:
                         help="Seconds each host has to answer.")(f)
 
 
+def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of the inventory's host names (never raises: completion must not break a shell)."""
+    try:
+        from .inventory import load_inventory
+        names = load_inventory((ctx.params or {}).get("hosts_file")).names()
+        return [click.shell_completion.CompletionItem(n) for n in names if n.startswith(incomplete)]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _complete_vms(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of VM names in the store (--output, else the settings file's store)."""
+    try:
+        from ..settings.userfile import load_config
+        from ..vm.store import list_vm_names, store_root
+        params = ctx.params or {}
+        root = store_root(params.get("output"), load_config(params.get("config_file")).store)
+        return [click.shell_completion.CompletionItem(n) for n in list_vm_names(root) if n.startswith(incomplete)]
+    except Exception:  # noqa: BLE001
+        return []
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -56,7 +78,7 @@ def hosts_list(hosts_file: Optional[str], as_json: bool) -> None:
 
 
 @hosts_group.command("check")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_complete_hosts)
 @_hosts_option
 @_json_option
 @_timeout_option
@@ -132,9 +154,10 @@ def run_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional[s
 
 def migrate_check_command() -> click.Command:
     @click.command("migrate-check")
-    @click.argument("name")
-    @click.option("--to", "to_host", required=True, metavar="HOST", help="Target: inventory name or libvirt URI.")
-    @click.option("--from", "from_host", metavar="HOST",
+    @click.argument("name", shell_complete=_complete_vms)
+    @click.option("--to", "to_host", required=True, metavar="HOST", shell_complete=_complete_hosts,
+                  help="Target: inventory name or libvirt URI.")
+    @click.option("--from", "from_host", metavar="HOST", shell_complete=_complete_hosts,
                   help="Source host (default: the host the store records for the VM).")
     @click.option("--output", type=click.Path(file_okay=False), help="Store root (as for create).")
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")

@@ -22,12 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .userfile import UserConfig
 
 
-def _user_rationale(prev: ResolvedSetting) -> str:
+def _user_rationale(prev: ResolvedSetting, registry: SettingRegistry) -> str:
     if prev.by_user:
         return prev.rationale
     who = {"default": "default", "scenario": "scenario chose", "plugin": f"plugin {prev.origin} chose",
            "adapted": "adapted to"}.get(prev.layer, prev.layer)
-    return f"set by the user ({who} {display_value(None, prev.value) if prev.value is not None else 'unset'})"
+    shown = display_value(registry.find(prev.key), prev.value) if prev.value is not None else "unset"
+    return f"set by the user ({who} {shown})"
 
 
 def resolve(registry: SettingRegistry, scenario: Scenario, distribution: str,
@@ -56,12 +57,12 @@ def resolve(registry: SettingRegistry, scenario: Scenario, distribution: str,
     for key, raw in (file_values or {}).items():
         value = registry.coerce(key, raw, where=f" in {file_path}")
         prev = items[key]
-        items[key] = ResolvedSetting(key, value, f"file {file_path}", _user_rationale(prev), prev.reference,
+        items[key] = ResolvedSetting(key, value, f"file {file_path}", _user_rationale(prev, registry), prev.reference,
                                      "file", file_path)
     for key, raw, flag in cli_values:
         value = registry.coerce(key, raw, where=f" ({flag})")
         prev = items[key]
-        items[key] = ResolvedSetting(key, value, f"flag {flag}", _user_rationale(prev), prev.reference,
+        items[key] = ResolvedSetting(key, value, f"flag {flag}", _user_rationale(prev, registry), prev.reference,
                                      "flag", flag)
     return Settings(items)
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ...errors import VirtscenarioError
-from ..common import complete_scenarios, host_root_of, print_notes
+from ..common import complete_scenarios, complete_settings, host_root_of, print_notes
 
 
 @click.command("create")
@@ -18,7 +18,8 @@ from ..common import complete_scenarios, host_root_of, print_notes
 @click.option("--vcpus", type=str, help="Number of vCPUs (vm.vcpus).")
 @click.option("--memory", type=str, help="Memory, e.g. 4GiB, 4096MiB, 4G; bare numbers are MiB (vm.memory).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", shell_complete=complete_settings,
+              help="Override a setting (repeatable).")
 @click.option("--disk", "disks", multiple=True, metavar="SPEC",
               help="size=GiB[,format=,cache=,bus=,io=,discard=,detect_zeroes=] | path=IMAGE[,...] | none "
                    "(repeatable).")

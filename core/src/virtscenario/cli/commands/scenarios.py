@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from ..common import complete_scenarios, print_notes
+from ..common import complete_scenarios, complete_settings, print_notes
 
 
 @click.group("scenarios")
@@ -43,7 +43,8 @@ def scenarios_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", shell_complete=complete_settings,
+              help="Override a setting (repeatable).")
 def scenarios_show(name: str, as_json: bool, fmt: str, config_file: Optional[str], sets: tuple[str, ...]) -> None:
     """Show a scenario's resolved settings: value, source, rationale, reference.
 
