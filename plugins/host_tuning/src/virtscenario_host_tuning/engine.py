@@ -50,11 +50,23 @@ class EngineError(Exception):
     """Apply or revert failed; the message is one line for the user."""
 
 
+#: Step kinds carried out by other modules of this plugin: kind -> module with ``snapshot(host, step)``,
+#: ``do(host, step) -> str`` and ``restore(host, entry) -> str`` (imported when a step or entry needs it).
+KIND_MODULES = {"pci-driver": "virtscenario_host_tuning.vfio"}
+
+
+def _kind_module(kind: str) -> Any:
+    if kind not in KIND_MODULES:
+        raise EngineError(f"unknown step kind {kind!r}")
+    import importlib
+    return importlib.import_module(KIND_MODULES[kind])
+
+
 @dataclass(frozen=True)
 class Step:
     """One thing ``apply`` changes: a tunable, a whole file, or a hugetlbfs mount."""
 
-    kind: str  # tunable | file | mount
+    kind: str  # tunable | file | mount | a KIND_MODULES kind
     path: str
     data: bytes
     label: str
@@ -125,7 +137,7 @@ def snapshot(host: Any, step: Step) -> dict[str, Any]:
                 "created_dirs": _missing_dirs(host, step.path)}
     if step.kind == "mount":
         return {"kind": "mount", "path": step.path, "created_dir": not host.path(step.path).exists()}
-    raise EngineError(f"unknown step kind {step.kind!r}")
+    return _kind_module(step.kind).snapshot(host, step)  # type: ignore[no-any-return]
 
 
 # -- doing ------------------------------------------------------------------------------------------
@@ -145,7 +157,7 @@ def do_step(host: Any, step: Step) -> str:
     if step.kind == "mount":
         _mount(host, step)
         return "mounted"
-    raise EngineError(f"unknown step kind {step.kind!r}")
+    return _kind_module(step.kind).do(host, step)  # type: ignore[no-any-return]
 
 
 def _mount(host: Any, step: Step) -> None:
@@ -300,7 +312,9 @@ def _restore(host: Any, entry: dict[str, Any]) -> str:
             except OSError:
                 pass
         return ""
-    raise EngineError(f"unknown journal entry kind {kind!r}")
+    if kind not in KIND_MODULES:
+        raise EngineError(f"unknown journal entry kind {kind!r}")
+    return _kind_module(kind).restore(host, entry)  # type: ignore[no-any-return]
 
 
 def _ksm_unmerge(host: Any) -> None:
