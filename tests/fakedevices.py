@@ -155,3 +155,20 @@ def add(root: Path, devs: Devices) -> Path:
 def host(root: Path, devs: Devices = WORKSTATION, **spec: object) -> Path:
     """A complete fake Intel host (fakehost.intel) with ``devs``."""
     return add(fakehost.build(root, fakehost.intel(**spec)), devs)
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every file's bytes and mode, every directory, and every symlink's target under ``root``
+    (driver bindings are links, which fakehost.snapshot does not follow)."""
+    out: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        out[f"dir:{rel}"] = True
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            key = os.path.join(rel, name)
+            if path.is_symlink():
+                out[f"link:{key}"] = os.readlink(path)
+            elif path.is_file():
+                out[f"file:{key}"] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+    return out

@@ -176,10 +176,14 @@ def restore(host: Any, entry: dict[str, Any]) -> str:
     now = current_driver(host, address)
     if now and now != original:
         _write(host, f"{path}/driver/unbind", address.encode())
-    # An empty line clears the override; the kernel shows "(null)" for no override.
-    _write(host, f"{path}/driver_override", b"\n" if override.strip() == b"(null)" else override)
+    # An empty line clears the override (the kernel then shows "(null)"). Cleared before binding the
+    # original driver, since the kernel only binds a driver the override names; an override that was
+    # set before apply is written back afterwards.
+    _write(host, f"{path}/driver_override", b"\n")
     if original and current_driver(host, address) != original:
         _write(host, f"{PCI_DRIVERS}/{original}/bind", address.encode())
+    if override.strip() != b"(null)":
+        _write(host, f"{path}/driver_override", override)
     after_override = sysfs.read_bytes(host, f"{path}/driver_override")
     after = current_driver(host, address)
     if after_override != override or after != original:
