@@ -25,10 +25,11 @@ SPECS = ()
 HOSTDEV_DOC = FD + "#host-device-assignment"
 VFIO_REQUIREMENT = "host.vfio_pci"
 MDEV_MODELS = ("vfio-pci", "vfio-ccw", "vfio-ap")
-_PCI = re.compile(r"^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$")
-_NODEDEV = re.compile(r"^pci_([0-9a-f]{4})_([0-9a-f]{2})_([0-9a-f]{2})_([0-7])$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_HEX_ID = re.compile(r"^(?:0x)?([0-9a-f]{1,4})$")
+# Patterns, compiled (and cached by re) only when a --hostdev is parsed: create --print-xml stays cheap.
+_PCI = r"^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$"
+_NODEDEV = r"^pci_([0-9a-f]{4})_([0-9a-f]{2})_([0-9a-f]{2})_([0-7])$"
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_HEX_ID = r"^(?:0x)?([0-9a-f]{1,4})$"
 
 
 @frozen_record
@@ -67,12 +68,12 @@ def parse_hostdev(text: str) -> HostDevArg:
     if kind == "pci":
         return HostDevArg("pci", text, address=_pci_address(value, text), rom_bar=_onoff(opts.get("rom.bar"), text))
     if kind == "usb":
-        ids = [_HEX_ID.match(part) for part in value.split(":")]
+        ids = [re.match(_HEX_ID, part) for part in value.split(":")]
         if len(ids) != 2 or not all(ids):
             raise ConfigError(f"--hostdev {text!r}: usb= takes VENDOR:PRODUCT in hex, e.g. usb=046d:c52b")
         vendor, product = (m.group(1).rjust(4, "0") for m in ids if m)
         return HostDevArg("usb", text, vendor=vendor, product=product)
-    if not _UUID.match(value):
+    if not re.match(_UUID, value):
         raise ConfigError(f"--hostdev {text!r}: mdev= takes the mediated device's UUID")
     model = opts.get("model", "vfio-pci")
     if model not in MDEV_MODELS:
@@ -82,7 +83,7 @@ def parse_hostdev(text: str) -> HostDevArg:
 
 def _pci_address(value: str, text: str) -> str:
     from ...errors import ConfigError
-    match = _NODEDEV.match(value) or _PCI.match(value)
+    match = re.match(_NODEDEV, value) or re.match(_PCI, value)
     if not match:
         raise ConfigError(f"--hostdev {text!r}: pci= takes an address such as 0000:01:00.0 (or 01:00.0, or the "
                           "nodedev name pci_0000_01_00_0)")
