@@ -15,8 +15,9 @@ __version__ = "0.1.0"
 #: when a hook or a public type changes incompatibly; the minor when one is added.
 #: 1.1 added BuildContext.require_host and api.read_host. 1.2 added provenance as data
 #: (ResolvedSetting.layer/origin), the store, resolution and host helpers a host-side
-#: plugin needs (see virtscenario.api), and required rationales on SettingSpec.
-API_VERSION = (1, 2)
+#: plugin needs (see virtscenario.api), and required rationales on SettingSpec. 1.3 added the
+#: host devices facts (read_host_devices, pci_problems) a VFIO host plan checks devices with.
+API_VERSION = (1, 3)
 
 PROJECT_NAME = "virtscenario"
 

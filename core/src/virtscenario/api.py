@@ -16,6 +16,8 @@ API 1.2 adds what a host-side plugin needs without reaching into the core:
 :func:`parse_sets`, :func:`complete_scenarios`, :func:`format_table`,
 :func:`run_host_checks`, :func:`collect_host_plan`, :func:`command_group`, and
 :attr:`ResolvedSetting.layer` / :attr:`ResolvedSetting.origin` (provenance as data).
+API 1.3 adds the host devices facts: :func:`read_host_devices` (:class:`HostDevices`) and
+:func:`pci_problems` (why a PCI device cannot be passed through).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .domain.context import BuildContext
     from .domain.model import Domain
     from .domain.sections.cpu import housekeeping_split
+    from .host.devices import HostDevices, pci_problems
+    from .host.devices import read_devices as read_host_devices
     from .host.facts import HostCpu, HostInfo, format_cpulist, parse_cpuinfo, parse_cpulist, read_host
     from .host.hypervisor import DomainCaps, SevCaps
     from .host.root import HostRoot
@@ -48,10 +52,11 @@ __all__ = [
     "__version__", "API_VERSION", "atomic_write", "BuildContext", "CheckOutcome", "CheckResult", "Choice",
     "collect_host_plan", "command_group", "complete_scenarios", "ConfigError", "Domain", "DomainCaps",
     "DomainRule", "format_cpulist", "format_size", "format_table", "hookimpl", "host_root", "HostChange",
-    "HostCheck", "HostCpu", "HostInfo", "HostRequirement", "HostRoot", "housekeeping_split", "Layer", "LAYERS",
-    "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets", "parse_size", "PluginError", "read_host",
-    "read_vm", "resolve_scenario", "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario",
-    "Settings", "SettingSpec", "SevCaps", "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
+    "HostCheck", "HostCpu", "HostDevices", "HostInfo", "HostRequirement", "HostRoot", "housekeeping_split", "Layer",
+    "LAYERS", "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets", "parse_size", "pci_problems",
+    "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_scenario", "ResolvedScenario",
+    "ResolvedSetting", "run_host_checks", "Scenario", "Settings", "SettingSpec", "SevCaps", "store_root",
+    "stored_vms", "StoredVm", "VirtscenarioError",
 ]
 
 #: Names imported on first use: (module, attribute; "" for the module itself).
@@ -61,6 +66,7 @@ _LAZY = {
     "Domain": ("virtscenario.domain.model", "Domain"),
     "DomainCaps": ("virtscenario.host.hypervisor", "DomainCaps"),
     "HostCpu": ("virtscenario.host.facts", "HostCpu"),
+    "HostDevices": ("virtscenario.host.devices", "HostDevices"),
     "HostInfo": ("virtscenario.host.facts", "HostInfo"),
     "HostRoot": ("virtscenario.host.root", "HostRoot"),
     "ResolvedScenario": ("virtscenario.settings.resolve", "ResolvedScenario"),
@@ -73,6 +79,9 @@ _LAZY = {
     "parse_cpulist": ("virtscenario.host.facts", "parse_cpulist"),
     "parse_cpuinfo": ("virtscenario.host.facts", "parse_cpuinfo"),
     "read_host": ("virtscenario.host.facts", "read_host"),
+    # 1.3: host devices (PCI passthrough checks)
+    "pci_problems": ("virtscenario.host.devices", "pci_problems"),
+    "read_host_devices": ("virtscenario.host.devices", "read_devices"),
 }
 
 

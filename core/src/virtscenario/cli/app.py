@@ -25,6 +25,7 @@ BUILTIN_COMMANDS = {
     "host": ("virtscenario.cli.commands.host", "host_group"),
     "hosts": ("virtscenario.fleet.commands", "hosts_group"),
     "migrate-check": ("virtscenario.fleet.commands", "migrate_check"),
+    "network": ("virtscenario.cli.commands.network", "network_group"),
     "plugin": ("virtscenario.cli.commands.plugins", "plugin_group"),
     "plugins": ("virtscenario.cli.commands.plugins", "plugins_group"),
     "scenarios": ("virtscenario.cli.commands.scenarios", "scenarios_group"),

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import BuildContext
     from .model import Domain, VmPlan
     from .sections.disks import DiskArg, DiskPlan, ImagePlan
+    from .sections.hostdevs import HostDevArg
     from .sections.nics import NetArg
 
 
@@ -47,6 +48,7 @@ class Request(Record):
     identity: Optional[Identity] = None
     schema: Optional[str] = None
     inspect_images: bool = True
+    hostdevs: list[HostDevArg] = field(default_factory=list)  # checked against the host by the caller
 
 
 @record
@@ -150,7 +152,8 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         cdrom = str(cd)
     plan = VmPlan(identity=identity, machine=machine, launch_security=launch,
                   disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images),
-                  nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir)
+                  nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir,
+                  hostdevs=list(req.hostdevs))
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)

@@ -19,6 +19,7 @@ from .sections.display import Graphics, Input, Sound, Video
 from .sections.features import Features, HyperV
 from .sections.filesystem import Filesystem
 from .sections.firmware import FirmwareFeature, Os
+from .sections.hostdevs import HostDev, HostDevArg
 from .sections.lifecycle import Pm
 from .sections.memory import HugePage, MemBalloon, MemoryBacking, MemTune
 from .sections.nics import Interface, NetPlan
@@ -30,10 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
-    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "Graphics", "HugePage", "HyperV",
-    "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune", "MemoryBacking", "Metadata",
-    "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm", "VcpuSched", "Video",
-    "VmPlan", "Watchdog",
+    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "Graphics", "HostDev", "HugePage",
+    "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune", "MemoryBacking",
+    "Metadata", "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm", "VcpuSched",
+    "Video", "VmPlan", "Watchdog",
 ]
 
 
@@ -54,7 +55,7 @@ class Devices(Record):
     watchdogs: list[Watchdog] = field(default_factory=list)
     memballoon: Optional[MemBalloon] = None
     rngs: list[Rng] = field(default_factory=list)
-    hostdevs: list[str] = field(default_factory=list)  # PCI addresses; only for rules (migration)
+    hostdevs: list[HostDev] = field(default_factory=list)
 
 
 @record
@@ -111,3 +112,4 @@ class VmPlan(Record):
     nets: list[NetPlan] = field(default_factory=list)
     cdrom: Optional[str] = None
     share_dir: Optional[str] = None
+    hostdevs: list[HostDevArg] = field(default_factory=list)

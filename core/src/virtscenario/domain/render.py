@@ -21,6 +21,7 @@ from .sections import (
     features,
     filesystem,
     firmware,
+    hostdevs,
     lifecycle,
     memory,
     nics,
@@ -39,7 +40,7 @@ DOMAIN_ORDER: tuple[Renderer, ...] = (
 DEVICES_ORDER: tuple[Renderer, ...] = (
     vm.render_emulator, disks.render, devices.render_controllers, filesystem.render, nics.render,
     devices.render_consoles, devices.render_channels, display.render_inputs, devices.render_tpms,
-    display.render_graphics, display.render_sounds, display.render_videos, devices.render_watchdogs,
+    display.render_graphics, display.render_sounds, display.render_videos, hostdevs.render, devices.render_watchdogs,
     memory.render_balloon, devices.render_rngs,
 )
 #: After </devices>.

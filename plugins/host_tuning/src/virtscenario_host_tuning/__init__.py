@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 
 from virtscenario.api import hookimpl
 
-VIRTSCENARIO_API = (1, 2)
+VIRTSCENARIO_API = (1, 3)  # 1.3: host devices facts (vfio.py)
 __version__ = "0.1.0"
 
 

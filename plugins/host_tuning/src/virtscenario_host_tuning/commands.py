@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from typing import Any, Callable, Optional
 
 import click
@@ -180,8 +181,11 @@ def build_steps(plan: Any, host: Any, persist: bool, backend: str, scenario: str
     from .engine import Step
     steps = [Step("tunable", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "tunable"]
     steps += [Step("mount", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "mount"]
+    steps += [Step("pci-driver", a.change.path, a.data, a.change.knob) for a in plan.needed if a.op == "pci-driver"]
     files: dict[str, bytes] = {a.change.path: a.data for a in plan.needed if a.op == "file"}
     if persist:
+        from .vfio import persist_files
+        files.update(persist_files(host, plan.actions))
         if backend == "tuned":
             files.update(persist_mod.tuned_backend(host, plan.actions, scenario, vms))
         else:
@@ -247,6 +251,9 @@ def _apply_locked(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_v
                        f"{step.data.decode().strip()}  ({step.path})")
         elif step.kind == "mount":
             click.echo(f"  mount hugetlbfs on {step.path}" + (f" ({step.data.decode()})" if step.data else ""))
+        elif step.kind == "pci-driver":
+            click.echo(f"  bind {os.path.basename(step.path)} to {step.data.decode()} ({current[step.path].current} "
+                       "loses it)")
         else:
             click.echo(f"  write {step.path}")
     if not yes:
@@ -306,6 +313,9 @@ def revert_cmd(ctx: click.Context, yes: bool) -> None:
                 click.echo(f"  {entry.path}: {entry.applied or '?'} -> {entry.restore.strip()}")
             elif isinstance(entry, journal.FileEntry):
                 click.echo(f"  {'restore' if entry.existed else 'remove'} {entry.path}")
+            elif isinstance(entry, journal.PciDriverEntry):
+                click.echo(f"  {entry.address}: back to {entry.driver or 'no driver'} (driver_override "
+                           f"{entry.override.strip()})")
             else:
                 click.echo(f"  unmount {entry.path}")
         if not yes:

@@ -36,11 +36,23 @@ class EngineError(Exception):
     """Apply or revert failed; the message is one line for the user."""
 
 
+#: Step kinds carried out by other modules of this plugin: kind -> module with ``snapshot(host, step)``,
+#: ``do(host, step) -> str`` and ``restore(host, entry) -> str`` (imported when a step or entry needs it).
+KIND_MODULES = {"pci-driver": "virtscenario_host_tuning.vfio"}
+
+
+def _kind_module(kind: str) -> Any:
+    if kind not in KIND_MODULES:
+        raise EngineError(f"unknown step kind {kind!r}")
+    import importlib
+    return importlib.import_module(KIND_MODULES[kind])
+
+
 @dataclass(frozen=True)
 class Step:
     """One thing ``apply`` changes: a tunable, a whole file, or a hugetlbfs mount."""
 
-    kind: str  # tunable | file | mount
+    kind: str  # tunable | file | mount | a KIND_MODULES kind
     path: str
     data: bytes
     label: str
@@ -106,7 +118,7 @@ def snapshot(host: Any, step: Step) -> Entry:
         return FileEntry(step.path, True, data, st.st_mode & 0o777, st.st_uid, st.st_gid)
     if step.kind == "mount":
         return MountEntry(step.path, created_dir=not os.path.exists(step.path))
-    raise EngineError(f"unknown step kind {step.kind!r}")
+    return _kind_module(step.kind).snapshot(host, step)  # type: ignore[no-any-return]
 
 
 # -- doing ------------------------------------------------------------------------------------------
@@ -130,7 +142,7 @@ def do_step(host: Any, step: Step, before: Entry) -> str:
     if step.kind == "mount":
         _mount(host, step)
         return "mounted"
-    raise EngineError(f"unknown step kind {step.kind!r}")
+    return _kind_module(step.kind).do(host, step)  # type: ignore[no-any-return]
 
 
 def _mount(host: Any, step: Step) -> None:
@@ -250,7 +262,9 @@ def _restore(host: Any, entry: Entry) -> str:
     if isinstance(entry, FileEntry):
         _restore_file(host, entry)
         return ""
-    return _restore_mount(host, entry)
+    if isinstance(entry, MountEntry):
+        return _restore_mount(host, entry)
+    return _kind_module(entry.kind).restore(host, entry)  # type: ignore[no-any-return]
 
 
 def _restore_tunable(host: Any, entry: TunableEntry) -> str:

@@ -56,7 +56,8 @@ NAME = "host-journal.json"
 #: The files an entry may name: the ones the plugin writes, nothing else under /etc.
 FILE_PATHS = re.compile(r"/etc/(fstab|sysctl\.d/90-virtscenario\.conf|tmpfiles\.d/virtscenario\.conf"
                         r"|udev/rules\.d/60-virtscenario-io-scheduler\.rules|modprobe\.d/virtscenario-sev\.conf"
-                        r"|tuned/virtscenario-[A-Za-z0-9_.+-]+/tuned\.conf)")
+                        r"|tuned/virtscenario-[A-Za-z0-9_.+-]+/tuned\.conf"
+                        r"|driverctl\.d/pci-[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])")
 TUNABLE_PREFIXES = ("/proc/sys/", "/sys/")
 
 
@@ -92,7 +93,21 @@ class MountEntry:
     kind: str = field(default="mount", init=False)
 
 
-Entry = Union[TunableEntry, FileEntry, MountEntry]
+@dataclass(frozen=True)
+class PciDriverEntry:
+    """A PCI device handed to vfio-pci: what it was bound to and its driver_override before."""
+
+    path: str             # /sys/bus/pci/devices/DOMAIN:BUS:SLOT.FUNCTION
+    address: str
+    driver: str           # the driver it was bound to ("" for none)
+    override: str         # driver_override's exact text before ("(null)\n" when unset)
+    module_loaded: bool   # whether vfio-pci was loaded before
+    kind: str = field(default="pci-driver", init=False)
+
+
+Entry = Union[TunableEntry, FileEntry, MountEntry, PciDriverEntry]
+PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+DRIVER_NAME = re.compile(r"[A-Za-z0-9_.-]{0,64}")
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,9 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
         return {"kind": "file", "path": entry.path, "existed": entry.existed,
                 "before_b64": None if entry.before is None else base64.b64encode(entry.before).decode(),
                 "mode": entry.mode, "uid": entry.uid, "gid": entry.gid, "created_dirs": list(entry.created_dirs)}
+    if isinstance(entry, PciDriverEntry):
+        return {"kind": "pci-driver", "path": entry.path, "address": entry.address, "driver": entry.driver,
+                "override": entry.override, "module_loaded": entry.module_loaded}
     return {"kind": "mount", "path": entry.path, "created_dir": entry.created_dir}
 
 
@@ -268,7 +286,23 @@ def _mount(raw: dict[str, Any], where: str) -> MountEntry:
     return MountEntry(path, raw["created_dir"])
 
 
-_KINDS: dict[str, Callable[[dict[str, Any], str], Entry]] = {"tunable": _tunable, "file": _file, "mount": _mount}
+def _pci_driver(raw: dict[str, Any], where: str) -> PciDriverEntry:
+    _fields(raw, where, {"kind": str, "path": str, "address": str, "driver": str, "override": str,
+                         "module_loaded": bool})
+    path = _clean_path(raw["path"], where)
+    address = raw["address"]
+    if not PCI_ADDRESS.fullmatch(address) or path != f"/sys/bus/pci/devices/{address}":
+        raise _Invalid(f"{where}: {address[:40]!r} is not the PCI address of {path}")
+    if not DRIVER_NAME.fullmatch(raw["driver"]):
+        raise _Invalid(f"{where}: driver {raw['driver'][:40]!r} is not a driver name")
+    override = raw["override"]
+    if len(override) > 256 or not DRIVER_NAME.fullmatch(override.strip().replace("(null)", "")):
+        raise _Invalid(f"{where}: driver_override {override[:40]!r} is not a driver name")
+    return PciDriverEntry(path, address, raw["driver"], override, raw["module_loaded"])
+
+
+_KINDS: dict[str, Callable[[dict[str, Any], str], Entry]] = {"tunable": _tunable, "file": _file, "mount": _mount,
+                                                             "pci-driver": _pci_driver}
 
 
 def validate(doc: Any, host: Any) -> Journal:
@@ -308,7 +342,7 @@ def _validate(doc: Any, host: Any) -> Journal:
             where += f" ({raw['path'][:200]})"
         kind = raw.get("kind") if type(raw) is dict else None
         if kind not in _KINDS:
-            raise _Invalid(f"{where}: kind must be tunable, file or mount")
+            raise _Invalid(f"{where}: kind must be tunable, file, mount or pci-driver")
         entry = _KINDS[kind](raw, where)
         if (entry.kind, entry.path) in seen:
             raise _Invalid(f"{where}: a second entry for the same path")

@@ -195,6 +195,8 @@ def build_plan(requirements: Iterable[HostRequirement], host: Any) -> Plan:
     _hugepages(plan, host, reqs, by_key)
     _sev(plan, host, by_key)
     _isolated_cpus(plan, host, by_key)
+    from .vfio import plan_vfio  # PCI passthrough (issue 15)
+    plan_vfio(plan, host, by_key)
     return plan
 
 

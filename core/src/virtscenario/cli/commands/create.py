@@ -3,8 +3,9 @@ written by :mod:`virtscenario.vm.store` and defined by :mod:`virtscenario.vm.lib
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -41,6 +42,13 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
               "the host plan in full.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON (for scripts).")
+# -- host resources (issue 15) --
+@click.option("--hostdev", "hostdevs", multiple=True, metavar="SPEC",
+              help="Give the VM a host device: pci=0000:01:00.0 (or pci_0000_01_00_0), usb=VENDOR:PRODUCT, "
+                   "mdev=UUID; checked on this host first (repeatable; see 'host devices').")
+@click.option("--create-network", is_flag=True,
+              help="Create (NAT, free subnet) or start the libvirt networks --network names when missing or "
+                   "inactive; created ones are recorded for 'delete'.")
 @click.pass_context
 def create_cmd(ctx: click.Context, **opts: Any) -> None:
     """Create a VM from SCENARIO: domain XML, images, settings record, host plan.
@@ -81,6 +89,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     cli_values = flag_values(o)
     config = load_config(o["config_file"])
     disks, networks = device_specs(o["disks"], o["networks"])
+    hostdevs, hostdev_notes = _host_devices(ctx, o)
     root = store_root(o["output"], config.store)
     directory = vm_dir(root, name)
     writes = not (o["print_xml"] or o["dry_run"])
@@ -103,8 +112,9 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
                   libvirt_version=hv.version if hv else local_libvirt_version(),
-                  identity=existing or Identity.new())
+                  identity=existing or Identity.new(), hostdevs=hostdevs)
     gen = generate(req, catalog)
+    gen.notes.extend(hostdev_notes)
     if hv and hv.caps is None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
     for line in config.notes:
@@ -128,12 +138,18 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
             click.echo(f"Would create shared directory {gen.share_dir}")
         if o["define"] or o["start"]:
             click.echo(f"Would {'define and start' if o['start'] else 'define'} {name} on {uri or DEFAULT_URI}")
+        if o["create_network"]:
+            for net in _network_names(gen):
+                click.echo(f"Would create or start network {net} on {uri or DEFAULT_URI} if it is missing or "
+                           "inactive")
         print_settings(gen, catalog)
         print_plan(changes)
         return
 
     from ...vm.store import read_passphrase_file, write_vm
-    created = write_vm(gen, directory, o["passphrase_file"])
+    nets, hv = _prepare_networks(ctx, o, gen, hv)  # host resources (issue 15)
+    with _networks_kept(hv, nets, directory):
+        created = write_vm(gen, directory, o["passphrase_file"])
     given = read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
     defined_on = None
     secrets: list[str] = []
@@ -176,6 +192,63 @@ def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], 
     out += [f"Created image {path}" for path in created]
     out += [f"Defined libvirt secret {uuid} on {uri}" for uuid in secrets]
     return out
+
+
+# -- host resources (issue 15) ------------------------------------------------------------------------
+def _host_devices(ctx: click.Context, o: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """--hostdev specs, checked against this host's sysfs (or --host-root) before anything is written."""
+    if not o.get("hostdevs"):
+        return [], []
+    from ...domain.sections.hostdevs import parse_hostdev
+    specs = [parse_hostdev(text) for text in o["hostdevs"]]
+    from ...vm.networks import is_local
+    if o.get("connect") and not is_local(o["connect"]):
+        return specs, [_note(f"host devices were not checked: {o['connect']} is another host and only this "
+                             "host's sysfs is readable here (run create there, or use --host-root with a copy)",
+                             "warning")]
+    from ...host.devices import check_hostdevs, read_devices
+    notes = check_hostdevs(specs, read_devices(host_root_of(ctx)))
+    return specs, [_note(n) for n in notes]
+
+
+def _network_names(gen: Any) -> list[str]:
+    return list(dict.fromkeys(n.source for n in gen.plan.nets if n.kind == "network"))
+
+
+def _prepare_networks(ctx: click.Context, o: dict[str, Any], gen: Any, hv: Any) -> tuple[Any, Any]:
+    """Check (and with --create-network create or start) the VM's libvirt networks before it is written."""
+    names = _network_names(gen)
+    defining = o["define"] or o["start"]
+    if not names or not (defining or o["create_network"] or hv is not None):
+        return None, hv
+    from ...vm.libvirt import DEFAULT_URI, connect
+    from ...vm.networks import prepare_networks
+    if hv is None:
+        hv = connect(DEFAULT_URI)
+    nets = prepare_networks(hv.conn, names, o["connect"] or DEFAULT_URI, host_root_of(ctx), o["create_network"],
+                            required=defining)
+    gen.notes.extend(_note(w, "warning") for w in nets.warnings)
+    return nets, hv
+
+
+@contextlib.contextmanager
+def _networks_kept(hv: Any, nets: Any, directory: Path) -> Iterator[None]:
+    """Around write_vm: record the networks created for the VM in its vm.yaml (keeping those an earlier
+    --force run recorded), or remove them again when writing fails."""
+    from ...vm.networks import record_networks, recorded_networks, remove_networks
+    earlier = recorded_networks(directory)
+    try:
+        yield
+        if earlier or (nets is not None and nets.created):
+            record_networks(directory, [*earlier, *(nets.created if nets is not None else ())])
+    except BaseException:
+        if nets is not None:
+            remove_networks(hv.conn, nets.created)
+        raise
+    for net in nets.created if nets is not None else ():
+        click.echo(f"Created network {net} on {hv.conn.getURI()} (recorded in vm.yaml)")
+    for net in nets.started if nets is not None else ():
+        click.echo(f"Started network {net} on {hv.conn.getURI()}")
 
 
 def _note(message: str, level: str = "info") -> Any:

@@ -55,3 +55,9 @@ def check_cmd(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"\n{counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL ({where})")
     if failed:
         raise SystemExit(1)
+
+
+# -- host devices (issue 15): listing needs no tuning plugin, so it lives in the core's group.
+from .hostdevices import devices_cmd  # noqa: E402 - registered after the group exists
+
+host_group.add_command(devices_cmd)

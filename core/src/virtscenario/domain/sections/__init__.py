@@ -27,6 +27,7 @@ from . import (
     filesystem,
     firmware,
     host,
+    hostdevs,
     lifecycle,
     memory,
     nics,
@@ -40,8 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Build order: later sections read what earlier ones decided (disks use the iothreads
 #: cpu declared; controllers follow the disks and channels that need them).
-SECTIONS = (vm, memory, cpu, firmware, features, clock, lifecycle, disks, filesystem, nics, display, devices, security,
-            host)
+SECTIONS = (vm, memory, cpu, firmware, features, clock, lifecycle, disks, filesystem, nics, display, hostdevs, devices,
+            security, host)
 
 
 def all_specs() -> Iterator[SettingSpec]:

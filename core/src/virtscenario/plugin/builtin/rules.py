@@ -63,8 +63,8 @@ def _locked_limit(dom: Domain, _s: Settings) -> Iterator[str]:
 def _migratable(dom: Domain, settings: Settings) -> Iterator[str]:
     if not settings.value("vm.migratable"):
         return
-    if dom.devices.hostdevs:
-        yield "host devices (PCI passthrough) are tied to this host"
+    for dev in dom.devices.hostdevs:
+        yield f"host device {dev.describe()} is tied to this host: it cannot follow the VM"
     if dom.devices.filesystems:
         yield "virtiofs shares do not migrate (nor save or snapshot with memory)"
     if dom.launch_security:
@@ -79,6 +79,19 @@ def _migratable(dom: Domain, settings: Settings) -> Iterator[str]:
         yield "vCPU or NUMA pinning refers to this host's CPUs"
     if dom.memory_backing.locked or dom.memory_backing.hugepages:
         yield "hugepages or locked memory must be reserved on every destination host"
+
+
+# -- host devices (issue 15) -------------------------------------------------------------------
+KERNEL_SEV_DMA = "https://docs.kernel.org/arch/x86/amd-memory-encryption.html"
+KERNEL_TDX_DMA = "https://docs.kernel.org/arch/x86/tdx.html#shared-memory-conversions"
+
+
+def _confidential_hostdevs(dom: Domain, _s: Settings) -> Iterator[str]:
+    if dom.launch_security is None:
+        return
+    for dev in dom.devices.hostdevs:
+        yield f"{dom.launch_security.type} guests cannot use host devices ({dev.describe()}): the device's DMA " \
+              "reaches only memory the guest shares with the host"
 
 
 def _spice_gl(dom: Domain, _s: Settings) -> Iterator[str]:
@@ -115,6 +128,11 @@ RULES = (
                "hard_limit", FORMATDOMAIN + "#memory-backing", _locked_limit, severity="warning"),
     DomainRule("migratable-vm", "a VM meant to live-migrate (vm.migratable) must not depend on this host",
                FORMATDOMAIN + "#cpu-model-and-topology", _migratable),
+    DomainRule("confidential-guest-host-devices",
+               "a confidential guest's private memory is encrypted (SEV) or inaccessible (TDX) to devices: the "
+               "kernel docs say all DMA of an SEV guest must use shared memory and TDX guests bounce DMA through "
+               "shared SWIOTLB buffers, so a passed-through device and its data sit outside the protected "
+               f"boundary, unattested (also {KERNEL_TDX_DMA})", KERNEL_SEV_DMA, _confidential_hostdevs),
     DomainRule("spice-gl-local", "QEMU: SPICE GL support is local-only and incompatible with a TCP port",
                FORMATDOMAIN + "#graphical-framebuffers", _spice_gl),
     DomainRule("dedicated-hint-needs-pinning", "hint-dedicated tells the guest each vCPU has a host CPU of its "
