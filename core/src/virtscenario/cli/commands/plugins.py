@@ -8,9 +8,17 @@ from typing import Optional
 import click
 
 
-def print_plugins(as_json: bool) -> None:
+def print_plugins(as_json: bool, root: Optional[click.Group] = None) -> None:
+    """Every plugin with its status. The registration hooks run first (and ``register_commands``
+    when ``root`` is given), so a plugin that fails in one is listed as ``error`` with its message."""
+    from ...plugin.hooks import Catalog
     from ...plugin.manager import get_plugin_manager, list_plugins
-    infos = list_plugins(get_plugin_manager())
+    pm = get_plugin_manager()
+    Catalog(pm).register()
+    if root is not None:
+        from ..app import load_plugin_commands
+        load_plugin_commands(root)
+    infos = list_plugins(pm)
     if as_json:
         click.echo(json.dumps([i.as_json() for i in infos], indent=2))
         return
@@ -27,15 +35,16 @@ def plugins_group() -> None:
 
 @plugins_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
-def plugins_list(as_json: bool) -> None:
-    """List plugins: name, version, distribution, hooks, status.
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List plugins: name, version, distribution, hooks, status (active, error, disabled, incompatible).
 
     \b
     Examples:
       virtscenario plugins list
       virtscenario plugins list --json
     """
-    print_plugins(as_json)
+    print_plugins(as_json, ctx.find_root().command)  # type: ignore[arg-type]
 
 
 @plugins_group.command("install")
