@@ -171,7 +171,7 @@ def test_fixtures_in_a_plain_pytest_run(tmp_path: Path) -> None:
 
 def test_plugin_modules_are_credited_to_their_distribution() -> None:
     import pluggy as installed_module
-    from virtscenario.testing.plugins import _distribution
+    from virtscenario.sdk.harness import _distribution
     assert _distribution(installed_module) == ("pluggy", installed_module.__version__)
     assert _distribution(LabPlugin()) == ("", "")
 

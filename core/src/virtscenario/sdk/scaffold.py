@@ -28,9 +28,11 @@ FILES = {
 }
 
 
+#: The scenarios of the built-in distributions.
+BUILTIN_SCENARIOS = frozenset({"desktop", "computation", "securevm"})
 #: Names the distributions of this repository already use (scenario, entry point, module).
-TAKEN = frozenset({"desktop", "computation", "securevm", "host_tuning", "testing", "softrt", "migration",
-                   "core_rules", "core_choices", "api", "plugin", "cli", "sdk"})
+TAKEN = BUILTIN_SCENARIOS | frozenset({"host_tuning", "testing", "softrt", "migration", "core_rules", "core_choices",
+                                       "api", "plugin", "cli", "sdk"})
 
 
 def check_name(name: str) -> str:

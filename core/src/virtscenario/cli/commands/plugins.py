@@ -100,3 +100,45 @@ def plugin_new(name: str, directory: Optional[str]) -> None:
     path = scaffold(name, directory)
     from ...sdk.scaffold import install_hint
     click.echo(f"Created {path}. Next: {install_hint(path)}")
+
+
+@plugin_group.command("check")
+@click.argument("target", default=".", metavar="[NAME|PATH]")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Check one plugin, alone with the core's essential plugins: every problem in one list.
+
+    NAME is an installed plugin (entry-point or distribution name); PATH is a plugin project
+    directory (default: the current directory), a package directory or a module file. The
+    check lints the plugin, calls each registration hook, renders each of its scenarios
+    offline and on a fake host, validates the XML against libvirt's RelaxNG schema (a missing
+    schema is a problem), plans the host, runs its host checks on the fake host, and sees
+    whether its per-VM hooks change other scenarios' VMs. Exit status 1 on any problem.
+
+    \b
+    Examples:
+      virtscenario plugin check
+      virtscenario plugin check ./virtscenario-lab
+      virtscenario plugin check softrt --json
+    """
+    from ...sdk.check import check_plugin
+    from ..app import BUILTIN_COMMANDS, LazyGroup
+    root = ctx.find_root().command
+    builtins = {name: root.builtin(name) for name in BUILTIN_COMMANDS} if isinstance(root, LazyGroup) else {}
+    report = check_plugin(target, builtin_commands=builtins)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(f"Plugin {report.plugin} ({report.source})")
+        click.echo(f"  hooks: {', '.join(report.hooks) or '-'}")
+        for line in report.done:
+            click.echo(f"  {line}")
+        if report.problems:
+            click.echo(f"{len(report.problems)} problem{'s' if len(report.problems) > 1 else ''}:")
+            for problem in report.problems:
+                click.echo(f"  - {problem.text(report.plugin)}")
+        else:
+            click.echo("No problems found.")
+    if report.problems:
+        raise SystemExit(1)

@@ -1,4 +1,5 @@
-"""Plugin managers and generated VMs for tests: the real pipeline, no installed entry point loaded."""
+"""Plugin managers, generated VMs, host checks and host plans for tests and `virtscenario plugin check`:
+the real pipeline, no installed entry point loaded, no pytest needed."""
 
 from __future__ import annotations
 
