@@ -88,18 +88,28 @@ def plugin_group() -> None:
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False),
               help="Project directory to create (default: ./virtscenario-NAME).")
-def plugin_new(name: str, directory: Optional[str]) -> None:
+@click.option("--core-source", envvar="VIRTSCENARIO_SOURCE", metavar="SPEC",
+              help="Where the generated CI installs virtscenario from: a pip requirement such as "
+                   "'virtscenario @ git+https://HOST/virtscenario.git#subdirectory=core' or a path "
+                   "(default: VIRTSCENARIO_SOURCE, else the VCS URL this virtscenario was installed from).")
+def plugin_new(name: str, directory: Optional[str], core_source: Optional[str]) -> None:
     """Scaffold a scenario plugin distribution named virtscenario-NAME.
+
+    NAME is the scenario, the entry point and the module virtscenario_NAME: it may not be a
+    name an installed distribution or virtscenario itself uses.
 
     \b
     Examples:
       virtscenario plugin new lab
       virtscenario plugin new lab --dir ~/src/virtscenario-lab
     """
-    from ...sdk.scaffold import scaffold
-    path = scaffold(name, directory)
-    from ...sdk.scaffold import install_hint
+    from ...sdk.scaffold import install_hint, scaffold
+    path = scaffold(name, directory, core_source)
     click.echo(f"Created {path}. Next: {install_hint(path)}")
+    workflow = path / ".github" / "workflows" / "test.yml"
+    if "|| ''" in workflow.read_text(encoding="utf-8"):
+        click.echo(f"Note: set VIRTSCENARIO_SOURCE in {workflow} to where CI installs virtscenario from "
+                   "(virtscenario is not on PyPI; see the comment there)", err=True)
 
 
 @plugin_group.command("check")
