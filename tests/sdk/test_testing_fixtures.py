@@ -254,3 +254,19 @@ def test_missing_schema_fails_unless_the_test_opts_out(virtscenario_render, tmp_
     result = virtscenario_render("lab", require_schema=False)
     assert result.validated is False and result.tree.findtext("vcpu") == "3"
     assert any("not schema-validated" in text for text in result.note_texts())
+
+
+def test_installed_plugins_reports_registration_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like 'plugins list': a plugin that raises in a registration hook is 'error', not 'active'."""
+    (tmp_path / "vs_regboom.py").write_text(
+        "from virtscenario.api import hookimpl\nVIRTSCENARIO_API = (1, 2)\n\n"
+        "@hookimpl\ndef register_scenarios():\n    raise RuntimeError('boom')\n")
+    info = tmp_path / "vs_regboom-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vs-regboom\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[virtscenario]\nregboom = vs_regboom\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = virtscenario.testing.installed_plugins()
+    assert infos["regboom"].status == "error"
+    assert infos["regboom"].error == "failed in register_scenarios: RuntimeError: boom"
+    assert infos["desktop"].status == "active"
