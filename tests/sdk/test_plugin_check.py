@@ -324,3 +324,19 @@ def test_paths_that_are_not_plugins(tmp_path: Path) -> None:
         assert result.returncode == 1, target
         [line] = result.stderr.splitlines()
         assert line.startswith("Error: ") and message in line, line
+
+
+def test_a_failing_host_checks_hook_does_not_hide_render_problems(tmp_path: Path, builtins: dict) -> None:
+    path = tmp_path / "vscheck_two.py"
+    path.write_text("NAME = 'vscheck-two'\n" + HEAD + '''
+@hookimpl
+def register_scenarios():
+    yield Scenario(NAME, "x", "1.0", settings=(Choice("disk.cache", "fast", "r", REF),))
+
+@hookimpl
+def host_checks():
+    raise RuntimeError("no checks")
+''')
+    report = check_plugin(str(path), builtin_commands=builtins)
+    assert [(p.hook, p.scenario) for p in report.problems] == [("host_checks", ""),
+                                                                ("register_scenarios", "vscheck-two")]

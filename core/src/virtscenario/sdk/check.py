@@ -319,13 +319,12 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
     results: dict[str, list[Any]] = {}
     for hook, kind in REGISTRATION:
         items = _call(report, pm, hook, plugin)
-        if items is None:
-            disabled = True
-            continue
-        wrong = [type(i).__name__ for i in items if not isinstance(i, kinds[kind])]
+        wrong = sorted({type(i).__name__ for i in items or () if not isinstance(i, kinds[kind])})
         if wrong:
-            report.problem(hook, f"must yield {kind} items, got {', '.join(sorted(set(wrong)))}")
-            disabled = True
+            report.problem(hook, f"must yield {kind} items, got {', '.join(wrong)}")
+        if items is None or wrong:
+            # What create registers together: a failure there disables the plugin for every VM.
+            disabled = disabled or hook != "host_checks"
             continue
         results[hook] = items
     registry = SettingRegistry()
