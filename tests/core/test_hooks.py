@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from lxml import etree
+from virtscenario.api import hookimpl
 from virtscenario.domain.generate import Request, generate
 from virtscenario.errors import ConfigError, ValidationError
 from virtscenario.host.hypervisor import DomainCaps
@@ -183,3 +184,52 @@ def test_hook_register_commands(use_pm, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.output == "nothing to clean\n"
     assert len(calls) == 1
+
+
+def test_scenario_bound_examples_leave_other_scenarios_alone(tmp_path):
+    """The examples of the hooks that run for every VM test the scenario: a demo VM (another
+    scenario, 12 vCPUs) gets no watchdog, no panic device, no bridge and is not refused."""
+    pm = make_pm(demo_plugin, ("lab", example("register_scenarios")), ("site", example("scenario_overrides")),
+                 ("wd", example("customize_model")), ("panic", example("postprocess_xml")),
+                 ("small", example("domain_rules")))
+    gen = generate(Request("demo", "other", store_root=tmp_path, libvirt_version=9000000,
+                           cli_settings=[("vm.vcpus", "12", "--vcpus")]), Catalog(pm))
+    root = etree.fromstring(gen.xml)
+    assert root.findtext("vcpu") == "12"
+    assert root.find("devices/watchdog") is None and root.find("devices/panic") is None
+    assert root.find("devices/interface/source").get("bridge") is None
+    assert not any("watchdog" in n.message for n in gen.notes)
+
+
+def test_invalid_xml_from_postprocess_names_the_plugin(tmp_path):
+    class Breaks:
+        @hookimpl
+        def postprocess_xml(self, root, settings, context):
+            from lxml import etree as et
+            et.SubElement(root.find("devices"), "nonsense")
+
+    class Harmless:
+        @hookimpl
+        def postprocess_xml(self, root, settings, context):
+            root.find("devices").append(etree.Comment("fine"))
+
+    with pytest.raises(ValidationError, match=r"^plugin 'breaks' \(postprocess_xml\) made the domain XML invalid: "
+                                              r"domain XML does not match libvirt's schema .*nonsense"):
+        lab_vm(("aa_harmless", Harmless()), ("breaks", Breaks()), tmp_path=tmp_path)
+    # Invalid XML the core made itself (here: a model a hook broke) is not blamed on postprocess_xml.
+    class BadModel:
+        @hookimpl
+        def customize_model(self, domain, settings, context):
+            domain.on_crash = "explode"
+
+    with pytest.raises(ValidationError) as info:
+        lab_vm(("aa_harmless", Harmless()), ("badmodel", BadModel()), tmp_path=tmp_path)
+    assert "postprocess_xml" not in str(info.value) and "on_crash" in str(info.value)
+
+
+def test_a_guest_key_in_host_is_a_placement_error():
+    from virtscenario.api import Choice, Scenario
+    with pytest.raises(ValueError, match=r"^scenario 'lab': 'vm.vcpus' is a guest setting: it belongs in settings=, "
+                                         r"not host="):
+        Scenario("lab", "x", "1", settings=(Choice("vm.vcpus", 1, "r", "ref"),),
+                 host=(Choice("vm.vcpus", 2, "r", "ref"),))

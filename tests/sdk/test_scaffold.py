@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from virtscenario.errors import ConfigError
 from virtscenario.sdk import scaffold
 from virtscenario.testing import render_scenario
 
-from .venvs import Venv
+from .venvs import REPO, Venv
 
 
 @pytest.mark.parametrize("name", ["lab", "lab_2", "x" * 40])
@@ -39,14 +40,19 @@ def test_generated_files() -> None:
     assert meta["project"]["name"] == "virtscenario-lab"
     assert meta["project"]["dependencies"] == [f"virtscenario>={major}.{minor},<{int(major) + 1}"]
     assert meta["project"]["entry-points"]["virtscenario"] == {"lab": "virtscenario_lab"}
-    assert "$" not in "".join(files.values()), "a template placeholder was left unsubstituted"
+    shell_and_actions = {"$VIRTSCENARIO_SOURCE", "${{"}
+    leftovers = set(re.findall(r"\$\{\{|\$\w+", "".join(files.values()))) - shell_and_actions
+    assert leftovers == set(), f"template placeholders left unsubstituted: {leftovers}"
     namespace: dict[str, Any] = {}
     exec(compile(files["src/virtscenario_lab/__init__.py"], "virtscenario_lab", "exec"), namespace)  # noqa: S102
     scenario = namespace["SCENARIO"]
     assert scenario.name == "lab" and namespace["VIRTSCENARIO_API"] == API_VERSION
     assert all(c.rationale and c.reference.startswith("https://") for c in scenario.choices)
     assert "virtscenario_render" in files["tests/test_lab.py"]
-    assert "pytest" in files[".github/workflows/test.yml"]
+    readme = files["README.md"]
+    assert "virt-scenario" not in readme and "github.com" not in readme  # not the upstream project's page
+    assert "pip install -e '.[test]'" in readme and "virtscenario plugin check ." in readme
+    assert "api-reference.md" in readme and "writing-plugins.md" in readme
 
 
 def test_generated_module_renders_through_the_pipeline(tmp_path: Path) -> None:
@@ -125,3 +131,86 @@ def test_scaffold_installs_and_its_tests_pass(author_venv: Venv, tmp_path: Path)
     assert removed.returncode == 0, removed.stderr
     listed = json.loads(author_venv.virtscenario("plugins", "list", "--json").stdout)
     assert "scaffoldcheck" not in {p["name"] for p in listed}
+
+
+@pytest.mark.parametrize("name", ["desktop", "securevm", "host_tuning", "core_rules"])
+def test_names_of_builtin_distributions_are_refused(name: str, cli, tmp_path: Path) -> None:
+    code, out, err = cli("plugin", "new", name, "--dir", str(tmp_path / "p"))
+    assert code == 1 and out == ""
+    assert err == (f"Error: plugin name {name!r} is taken by virtscenario's own distributions (its scenario, entry "
+                   "point or module would clash): choose another\n")
+    assert not (tmp_path / "p").exists()
+
+
+def test_names_of_installed_distributions_are_refused(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "virtscenario_modlab.py").write_text("")  # a module only
+    info = site / "virtscenario_distlab-2.0.dist-info"  # a distribution of that name
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: virtscenario-distlab\nVersion: 2.0\n")
+    other = site / "someone_else-1.0.dist-info"  # an entry point of that name in another distribution
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: someone-else\nVersion: 1.0\n")
+    (other / "entry_points.txt").write_text("[virtscenario]\neplab = someone_else_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    for name, found in (("distlab", "distribution virtscenario-distlab 2.0"),
+                        ("eplab", "the plugin 'eplab' of someone-else 1.0"),
+                        ("modlab", "the module virtscenario_modlab")):
+        code, out, err = cli("plugin", "new", name, "--dir", str(tmp_path / name))
+        assert code == 1 and out == "", err
+        assert err == f"Error: plugin name {name!r} is taken: {found} is installed, and two plugins of one name " \
+                      "clash (scenario, entry point, module); choose another\n"
+        assert not (tmp_path / name).exists()
+    code, _out, err = cli("plugin", "new", "freelab", "--dir", str(tmp_path / "freelab"))
+    assert code == 0, err
+
+
+def test_one_install_instruction_everywhere(cli, tmp_path: Path) -> None:
+    """plugin new's message, the generated README and the tutorial say the same thing."""
+    project = tmp_path / "virtscenario-hintlab"
+    code, out, err = cli("plugin", "new", "hintlab", "--dir", str(project), "--core-source", "./vendor/core")
+    assert code == 0, err
+    assert out == f"Created {project}. Next: {scaffold.install_hint(project)}\n"
+    assert scaffold.install_hint(project) == f"pip install -e '{project}[test]' && cd '{project}' && pytest"
+    readme = (project / "README.md").read_text()
+    assert "    pip install -e '.[test]'\n    pytest\n" in readme
+    tutorial = (REPO / "docs" / "writing-plugins.md").read_text()
+    assert "Next: pip install -e '.../virtscenario-lab[test]' && cd '.../virtscenario-lab' && pytest" in tutorial
+    assert "$ pip install -e '.[test]'" in tutorial
+    assert "plugins install -e" not in tutorial  # one way for plugin authors
+
+
+def test_core_source_for_ci(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _out, err = cli("plugin", "new", "srclab", "--dir", str(tmp_path / "a"),
+                          "--core-source", "virtscenario @ git+https://example.org/v.git@v1#subdirectory=core")
+    assert code == 0 and err == ""
+    flow = (tmp_path / "a" / ".github/workflows/test.yml").read_text()
+    assert "VIRTSCENARIO_SOURCE: ${{ vars.VIRTSCENARIO_SOURCE || 'virtscenario @ git+https://example.org/v.git@v1" \
+           "#subdirectory=core' }}" in flow
+    monkeypatch.setenv("VIRTSCENARIO_SOURCE", "./vendor/virtscenario/core")
+    assert cli("plugin", "new", "srclab", "--dir", str(tmp_path / "b"))[0] == 0
+    assert "|| './vendor/virtscenario/core' }}" in (tmp_path / "b" / ".github/workflows/test.yml").read_text()
+    monkeypatch.delenv("VIRTSCENARIO_SOURCE")
+    code, _out, err = cli("plugin", "new", "srclab", "--dir", str(tmp_path / "c"))
+    assert code == 0
+    assert err.startswith("Note: set VIRTSCENARIO_SOURCE in ")  # this core came from a wheel: CI cannot use it
+    code, _out, err = cli("plugin", "new", "srclab", "--dir", str(tmp_path / "d"), "--core-source", "it's")
+    assert code == 1 and "without quotes" in err and not (tmp_path / "d").exists()
+
+
+def test_core_source_from_a_vcs_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PEP 610: pip records where a VCS install came from; that is what CI can use."""
+    from importlib import metadata
+
+    class Dist:
+        def read_text(self, name: str) -> str:
+            assert name == "direct_url.json"
+            return json.dumps({"url": "https://example.org/virtscenario.git", "subdirectory": "core",
+                               "vcs_info": {"vcs": "git", "commit_id": "abc123", "requested_revision": "v0.1"}})
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist())
+    assert scaffold.core_source() == "virtscenario @ git+https://example.org/virtscenario.git@abc123" \
+                                     "#subdirectory=core"
+    Dist.read_text = lambda self, name: json.dumps({"url": "file:///tmp/x.whl", "archive_info": {}})  # type: ignore
+    assert scaffold.core_source() == ""

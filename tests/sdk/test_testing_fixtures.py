@@ -171,6 +171,102 @@ def test_fixtures_in_a_plain_pytest_run(tmp_path: Path) -> None:
 
 def test_plugin_modules_are_credited_to_their_distribution() -> None:
     import pluggy as installed_module
-    from virtscenario.testing.plugins import _distribution
+    from virtscenario.sdk.harness import _distribution
     assert _distribution(installed_module) == ("pluggy", installed_module.__version__)
     assert _distribution(LabPlugin()) == ("", "")
+
+
+class HostLab:
+    """A scenario with a host requirement, a host check and a host plan: what host-side plugins test."""
+
+    __name__ = "hostlab"
+
+    @hookimpl
+    def register_scenarios(self):
+        return [Scenario("hostlab", "lab VM", "1.0", host=(
+            Choice("host.swappiness", 10, "lab VMs should not be swapped out", "https://docs.kernel.org"),))]
+
+    @hookimpl
+    def host_checks(self):
+        from virtscenario.api import CheckResult, HostCheck
+
+        def tun(host):
+            ok = host.exists("/dev/net/tun")
+            return CheckResult("tun", "PASS" if ok else "FAIL", "present" if ok else "missing", "modprobe tun")
+        return [HostCheck("tun", "TAP networking needs /dev/net/tun", tun)]
+
+    @hookimpl
+    def host_plan(self, requirements, host):
+        from virtscenario.api import HostChange
+        for req in requirements:
+            if req.key == "host.swappiness":
+                yield HostChange("vm.swappiness", "/proc/sys/vm/swappiness",
+                                 host.read("/proc/sys/vm/swappiness").strip(), str(req.value), req.rationale,
+                                 req.scenario)
+
+
+def test_host_checks_fixture_with_files(virtscenario_host_checks, virtscenario_make_host_root) -> None:
+    bare = virtscenario_make_host_root()
+    [outcome] = virtscenario_host_checks(bare, plugins=[HostLab()])
+    assert (outcome.plugin, outcome.check.name, outcome.result.status) == ("hostlab", "tun", "FAIL")
+    with_tun = virtscenario_make_host_root(files={"/dev/net/tun": "", "/etc/motd": "lab host\n"})
+    [outcome] = virtscenario_host_checks(with_tun, plugins=[HostLab()])
+    assert outcome.result.status == "PASS"
+    assert with_tun.read("/etc/motd") == "lab host\n"  # any file goes into the fake host
+    assert virtscenario_host_checks(with_tun) == []  # the virtscenario_plugins fixture: no host checks
+
+
+def test_host_checks_fixture_reports_a_crashing_check(virtscenario_host_checks, virtscenario_host_root) -> None:
+    class Crashes:
+        __name__ = "crashes"
+
+        @hookimpl
+        def host_checks(self):
+            from virtscenario.api import HostCheck
+            return [HostCheck("boom", "crashes", lambda host: 1 / 0)]
+
+    [outcome] = virtscenario_host_checks(virtscenario_host_root, plugins=[Crashes()])
+    assert outcome.result.status == "FAIL"
+    assert "check 'boom' of plugin 'crashes' failed: ZeroDivisionError" in outcome.result.message
+
+
+def test_host_plan_fixture(virtscenario_host_plan, virtscenario_make_host_root) -> None:
+    host = virtscenario_make_host_root(files={"/proc/sys/vm/swappiness": "33\n"})
+    [(plugin, change)] = virtscenario_host_plan("hostlab", host, plugins=[HostLab()])
+    assert plugin == "hostlab"
+    assert (change.knob, change.current, change.target, change.source) == ("vm.swappiness", "33", "10", "hostlab")
+    assert change.needed
+    # render options pass through: a user's --set changes what the plan targets
+    [(_p, change)] = virtscenario_host_plan("hostlab", host, plugins=[HostLab()], settings={"host.swappiness": 33})
+    assert not change.needed
+
+
+def test_missing_schema_fails_unless_the_test_opts_out(virtscenario_render, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtscenario.testing import MissingSchemaError
+    missing = str(tmp_path / "no-schemas" / "domain.rng")
+    with pytest.raises(MissingSchemaError, match=r"libvirt's RelaxNG schema .*no-schemas/domain.rng is not "
+                                                 r"installed.*require_schema=False"):
+        virtscenario_render("lab", schema=missing)
+    monkeypatch.setenv("VIRTSCENARIO_DOMAIN_SCHEMA", missing)  # as on a runner without libvirt's schemas
+    with pytest.raises(MissingSchemaError):
+        virtscenario_render("lab")
+    result = virtscenario_render("lab", require_schema=False)
+    assert result.validated is False and result.tree.findtext("vcpu") == "3"
+    assert any("not schema-validated" in text for text in result.note_texts())
+
+
+def test_installed_plugins_reports_registration_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like 'plugins list': a plugin that raises in a registration hook is 'error', not 'active'."""
+    (tmp_path / "vs_regboom.py").write_text(
+        "from virtscenario.api import hookimpl\nVIRTSCENARIO_API = (1, 2)\n\n"
+        "@hookimpl\ndef register_scenarios():\n    raise RuntimeError('boom')\n")
+    info = tmp_path / "vs_regboom-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vs-regboom\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[virtscenario]\nregboom = vs_regboom\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = virtscenario.testing.installed_plugins()
+    assert infos["regboom"].status == "error"
+    assert infos["regboom"].error == "failed in register_scenarios: RuntimeError: boom"
+    assert infos["desktop"].status == "active"

@@ -88,7 +88,7 @@ class ExtensibleGroup(click.Group):
 def _list_plugins_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from .commands.plugins import print_plugins
-        print_plugins(as_json=False)
+        print_plugins(as_json=False, root=ctx.command)  # type: ignore[arg-type]
         ctx.exit(0)
 
 

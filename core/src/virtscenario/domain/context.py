@@ -28,24 +28,28 @@ class BuildContext(Record):
     the host plan and in the VM's vm.yaml.
     """
 
-    scenario: Scenario
-    vm_name: str
-    plugin: str = ""
-    caps: Optional[DomainCaps] = None
-    host: Optional[HostInfo] = None
+    scenario: Scenario  # the Scenario this VM is generated from
+    vm_name: str  # the VM's name (--name)
+    plugin: str = ""  # the distribution that provides the scenario
+    caps: Optional[DomainCaps] = None  # domain capabilities; None offline
+    host: Optional[HostInfo] = None  # facts of the target host; None when unknown
     libvirt_version: Optional[int] = None
-    vm_dir: Optional[Path] = None
-    notes: list[Note] = field(default_factory=list)
-    host_requirements: list[Choice] = field(default_factory=list)
+    vm_dir: Optional[Path] = None  # <store>/<name>
+    notes: list[Note] = field(default_factory=list)  # use note()
+    host_requirements: list[Choice] = field(default_factory=list)  # use require_host()
 
     def require_host(self, key: str, value: object, rationale: str, reference: str) -> None:
+        """Ask the host for ``key`` (``host.*``) = ``value``, replacing the scenario's value in the host plan
+        and vm.yaml (API 1.1)."""
         if not key.startswith("host."):
             raise ValueError(f"host requirement {key!r} must start with 'host.'")
         self.host_requirements.append(Choice(key, value, rationale, reference))
 
     def note(self, message: str, level: str = "info", source: str = "core") -> None:
+        """Tell the user what a hook adapted (``level`` ``info`` or ``warning``; ``source``: your plugin)."""
         self.notes.append(Note(level, message, source))  # type: ignore[arg-type]
 
     @property
     def offline(self) -> bool:
+        """True without domain capabilities (no ``--connect``)."""
         return self.caps is None

@@ -40,6 +40,9 @@ __all__ = [
 
 @record
 class Devices(Record):
+    """``<devices>``: one list per device kind, rendered in libvirt's order (``hostdevs`` are PCI
+    addresses only the rules read; nothing renders them)."""
+
     emulator: Optional[str] = None
     disks: list[Disk] = field(default_factory=list)
     controllers: list[Controller] = field(default_factory=list)
@@ -60,6 +63,15 @@ class Devices(Record):
 
 @record
 class Domain(Record):
+    """One libvirt guest, as the core built it from the resolved settings (``customize_model``'s
+    ``domain``; the rules' first argument).
+
+    Mutate it in ``customize_model``: the core renders it after the hook. Sizes are bytes;
+    ``None`` (or an empty list) means "not written". ``name``, ``uuid``, ``description``
+    and ``metadata`` are the core's (the uuid is the VM's identity, kept on ``--force``);
+    set ``title`` if you like. ``type`` is ``kvm`` or ``qemu`` (TCG).
+    """
+
     name: str
     uuid: str
     type: str = "kvm"  # kvm|qemu

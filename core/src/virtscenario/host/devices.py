@@ -111,6 +111,7 @@ class HostDevices(FrozenRecord):
     console_fb: str  # resolved sysfs path of fb0's device, or ""
 
     def pci_device(self, address: str) -> Optional[PciDevice]:
+        """The PCI device at ``address`` (``0000:01:00.0``), or None."""
         return next((d for d in self.pci if d.address == address), None)
 
     def controls_boot_disk(self, path: str) -> bool:
@@ -123,6 +124,7 @@ class HostDevices(FrozenRecord):
         return False
 
     def is_console_gpu(self, dev: PciDevice) -> bool:
+        """Whether ``dev`` drives the host's console (``boot_vga``, or the device behind fb0)."""
         return dev.boot_vga or (bool(self.console_fb) and self.console_fb == dev.path)
 
     def iommu_advice(self) -> str:
@@ -162,6 +164,8 @@ def _hex(text: str) -> str:
 
 
 def read_devices(host: HostRoot) -> HostDevices:
+    """PCI, USB and mediated devices of ``host`` (through its HostRoot, so --host-root works), with IOMMU
+    groups, the disks that hold ``/`` and the console's framebuffer device, read once."""
     groups: dict[int, tuple[str, ...]] = {}
     for name in host.listdir(GROUPS_DIR):
         if name.isdigit():

@@ -12,6 +12,8 @@ from .root import HostRoot
 
 @frozen_record
 class HostCpu(FrozenRecord):
+    """One logical CPU of the host: its id (``cpuN``), core, socket (physical package) and NUMA node."""
+
     id: int
     core: int
     socket: int
@@ -20,35 +22,43 @@ class HostCpu(FrozenRecord):
 
 @frozen_record
 class HostInfo(FrozenRecord):
-    """What is known about the host a VM is generated for."""
+    """What is known about the host a VM is generated for (``context.host``; ``None`` offline).
+
+    Read from ``/proc/cpuinfo``, ``/proc/meminfo`` and ``/sys`` by :func:`read_host`. ``flags`` are
+    the CPU flags of ``/proc/cpuinfo``; ``source`` says where the facts come from.
+    """
 
     arch: str = "x86_64"
-    cpu_vendor: str = ""
+    cpu_vendor: str = ""  # GenuineIntel, AuthenticAMD
     cpu_model: str = ""
     cpus: tuple[HostCpu, ...] = ()
-    memory_bytes: int = 0
-    flags: frozenset[str] = frozenset()
-    hugepage_sizes_kib: tuple[int, ...] = ()
-    source: str = "unknown"
+    memory_bytes: int = 0  # MemTotal
+    flags: frozenset[str] = frozenset()  # of /proc/cpuinfo
+    hugepage_sizes_kib: tuple[int, ...] = ()  # the host's hugepage pools
+    source: str = "unknown"  # where the facts come from
 
     @property
     def sockets(self) -> int:
+        """Number of CPU sockets (0 when no CPU is known)."""
         return len({c.socket for c in self.cpus}) or 0
 
     @property
     def cores_per_socket(self) -> int:
+        """Physical cores per socket."""
         if not self.cpus:
             return 0
         return len({(c.socket, c.core) for c in self.cpus}) // max(1, self.sockets)
 
     @property
     def threads_per_core(self) -> int:
+        """SMT threads per core (2 with hyper-threading)."""
         if not self.cpus:
             return 0
         return len(self.cpus) // max(1, len({(c.socket, c.core) for c in self.cpus}))
 
     @property
     def nodes(self) -> tuple[int, ...]:
+        """The host's NUMA node ids."""
         return tuple(sorted({c.node for c in self.cpus}))
 
 
@@ -98,6 +108,7 @@ def format_cpulist(cpus: list[int] | tuple[int, ...]) -> str:
 
 
 def read_host(host: HostRoot) -> HostInfo:
+    """The :class:`HostInfo` of ``host``: CPUs and their topology, memory, flags, hugepage sizes."""
     vendor, model, flags = parse_cpuinfo(host.read("/proc/cpuinfo", ""))
     node_of: dict[int, int] = {}
     for entry in host.listdir("/sys/devices/system/node"):

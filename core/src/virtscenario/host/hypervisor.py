@@ -13,6 +13,8 @@ from .facts import HostCpu, HostInfo
 
 @frozen_record
 class SevCaps(FrozenRecord):
+    """AMD SEV as domain capabilities report it (``<features><sev>``): C-bit position, guest limits."""
+
     supported: bool = False
     cbitpos: int | None = None
     reduced_phys_bits: int | None = None
@@ -22,7 +24,9 @@ class SevCaps(FrozenRecord):
 
 @frozen_record
 class DomainCaps(FrozenRecord):
-    """The parts of ``virConnectGetDomainCapabilities`` the pipeline uses."""
+    """The parts of ``virConnectGetDomainCapabilities`` the pipeline uses (``context.caps``; ``None``
+    offline): machine types, firmware, CPU modes, device models, SEV/SNP/TDX, the libvirt version.
+    """
 
     virt_type: str = "kvm"
     arch: str = "x86_64"

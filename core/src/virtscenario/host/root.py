@@ -22,13 +22,19 @@ class HostRoot:
 
     @classmethod
     def from_env(cls, root: Optional[str] = None) -> HostRoot:
+        """``root``, else ``$VIRTSCENARIO_HOST_ROOT``, else the real host."""
         return cls(root or os.environ.get("VIRTSCENARIO_HOST_ROOT") or None)
 
     @property
     def is_fake(self) -> bool:
+        """True under ``--host-root`` (a copy or a test tree), False on the real host."""
         return self.root is not None
 
     def path(self, host_path: str) -> Path:
+        """The local path of the absolute host path ``host_path``.
+
+        :raises ValueError: a relative path, or one whose ``..`` would leave the root.
+        """
         if not host_path.startswith("/"):
             raise ValueError(f"host path must be absolute: {host_path!r}")
         if self.root is None:
@@ -40,9 +46,14 @@ class HostRoot:
         return mapped
 
     def exists(self, host_path: str) -> bool:
+        """Whether the file or directory exists on the host."""
         return self.path(host_path).exists()
 
     def read(self, host_path: str, default: Optional[str] = None) -> str:
+        """The text of a host file (``/proc/sys/vm/swappiness`` -> ``"60\\n"``: strip it yourself).
+
+        :param default: returned when the file cannot be read; without it the ``OSError`` propagates.
+        """
         try:
             return self.path(host_path).read_text()
         except OSError:
@@ -51,9 +62,11 @@ class HostRoot:
             return default
 
     def read_bytes(self, host_path: str) -> bytes:
+        """The bytes of a host file; ``OSError`` propagates."""
         return self.path(host_path).read_bytes()
 
     def listdir(self, host_path: str) -> list[str]:
+        """The sorted entry names of a host directory; ``[]`` when it is missing or unreadable."""
         try:
             return sorted(os.listdir(self.path(host_path)))
         except OSError:

@@ -59,14 +59,26 @@ class Catalog:
     @functools.cached_property
     def _registration(self) -> _Registration:
         from ..settings.registry import SettingRegistry
-        specs = [(p, s) for p, items in self._collect("register_settings", SettingSpec) for s in items]
+        settings = self._collect("register_settings", SettingSpec)
         scenarios = [(p, s) for p, items in self._collect("register_scenarios", Scenario) for s in items]
         rules = tuple((p, r) for p, items in self._collect("domain_rules", DomainRule) for r in items)
         dropped = self.pm.disabled_in_run
         registry = SettingRegistry()
-        for plugin, spec in specs:
-            if plugin not in dropped:
+        for plugin, specs in settings:
+            if plugin in dropped:
+                continue
+            # A key someone already declared: the later plugin (in call order) is disabled, whole.
+            keys = [spec.key for spec in specs]
+            clash = next((k for k in keys if k in registry), None) or \
+                next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+            if clash is not None:
+                owner = registry.owner(clash) if clash in registry else plugin
+                who = "the core" if owner == "core" else f"plugin {owner!r}"
+                self.pm.isolate(plugin, "register_settings", f"setting {clash!r} is already declared by {who}")
+                continue
+            for spec in specs:
                 registry.add(spec, plugin)
+        self.pm.disable_failed()
         found: dict[str, ProvidedScenario] = {}
         for plugin, scenario in scenarios:
             if plugin in dropped:
@@ -79,6 +91,12 @@ class Catalog:
             found[scenario.name] = ProvidedScenario(scenario, plugin, self.pm.distribution_of(plugin))
         return _Registration(dict(sorted(found.items())), registry,
                              tuple((p, r) for p, r in rules if p not in dropped))
+
+    def register(self) -> None:
+        """Run every registration hook once (scenarios, settings, rules, host checks), so each
+        plugin a registration failure disables is known (``plugins list`` shows it as ``error``)."""
+        self._registration  # noqa: B018 - the cached property runs the hooks
+        self.host_checks()
 
     @property
     def scenarios(self) -> dict[str, ProvidedScenario]:
@@ -165,12 +183,18 @@ class Catalog:
 
     # -- helpers -------------------------------------------------------------------------
     def _collect(self, hook_name: str, kind: type, **kwargs: Any) -> list[tuple[str, list[Any]]]:
+        """``(plugin, items)`` per implementation; an item of the wrong type disables its plugin
+        in a registration hook and is an error naming the plugin in any other."""
         out = []
         for plugin, result in self.pm.collect(hook_name, **kwargs):
             items = list(result) if isinstance(result, (list, tuple)) else [result]
-            for item in items:
-                if not isinstance(item, kind):
-                    raise PluginError(f"plugin {plugin!r}: {hook_name} must yield {kind.__name__}, "
-                                      f"got {type(item).__name__}")
+            wrong = next((item for item in items if not isinstance(item, kind)), None)
+            if wrong is not None:
+                message = f"{hook_name} must yield {kind.__name__}, got {type(wrong).__name__}"
+                if hook_name in manager.ISOLATED_HOOKS and plugin != "?":
+                    self.pm.isolate(plugin, hook_name, message)
+                    continue
+                raise PluginError(f"plugin {plugin!r}: {message}")
             out.append((plugin, items))
+        self.pm.disable_failed()
         return out

@@ -62,8 +62,9 @@ def register_settings() -> Iterable[SettingSpec]:
 
     Called once per process, before any scenario is resolved.
 
-    :return: an iterable of :class:`virtscenario.api.SettingSpec`. A key declared
-        twice (by the core or another plugin) is an error naming both owners.
+    :return: an iterable of :class:`virtscenario.api.SettingSpec`, each with the
+        rationale and reference of its default. A key already declared (by the core
+        or another plugin) disables this plugin for the run, naming both owners.
 
     Example::
 

@@ -72,10 +72,13 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
 
 
 class PluginHookError(PluginError):
-    """A plugin's hook implementation raised; the message names the plugin and the hook."""
+    """A plugin's hook implementation raised; the message names the plugin, the hook and how to
+    switch the plugin off."""
 
-    def __init__(self, plugin: str, hook: str, exc: BaseException) -> None:
-        super().__init__(f"plugin {plugin!r} failed in {hook}: {one_line(exc)}")
+    def __init__(self, plugin: str, hook: str, exc: BaseException | str) -> None:
+        text = exc if isinstance(exc, str) else one_line(exc)
+        hint = "" if plugin in ESSENTIAL_PLUGINS else f" ({DISABLE_HINT.format(name=plugin)})"
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {text}{hint}")
         self.plugin, self.hook = plugin, hook
 
 
@@ -267,13 +270,13 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
                 if isinstance(result, types.GeneratorType):
                     result = list(result)
             except VirtscenarioError as exc:
-                if isolated and not self.strict:
-                    self._isolate(plugin, hook_name, str(exc))
+                if isolated:
+                    self.isolate(plugin, hook_name, str(exc))
                     return None
                 raise
             except Exception as exc:
-                if isolated and not self.strict:
-                    self._isolate(plugin, hook_name, one_line(exc))
+                if isolated:
+                    self.isolate(plugin, hook_name, one_line(exc))
                     return None
                 raise PluginHookError(plugin, hook_name, exc) from exc
             if result is not None and self._records:
@@ -284,10 +287,20 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
         self._wrapped[id(impl)] = (impl, new)
         return new
 
-    def _isolate(self, plugin: str, hook_name: str, message: str) -> None:
+    def isolate(self, plugin: str, hook_name: str, message: str) -> None:
+        """A registration hook of ``plugin`` failed (raised, or returned something unusable): disable
+        the plugin for this run, after the current hook call (strict mode: raise instead)."""
+        if self.strict or plugin in ESSENTIAL_PLUGINS:
+            raise PluginHookError(plugin, hook_name, message)
+        if plugin in self._failed or plugin in self.disabled_in_run:
+            return
         self._failed[plugin] = f"failed in {hook_name}: {message}"
         self._say(f"Warning: plugin {plugin!r} failed in {hook_name} ({message}) and is disabled for this run; "
                   + DISABLE_HINT.format(name=plugin))
+
+    def disable_failed(self) -> None:
+        """Unregister the plugins :meth:`isolate` marked (done after each hook call)."""
+        self._disable_failed()
 
     def _disable_failed(self) -> None:
         while self._failed:

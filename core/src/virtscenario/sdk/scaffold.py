@@ -28,9 +28,11 @@ FILES = {
 }
 
 
+#: The scenarios of the built-in distributions.
+BUILTIN_SCENARIOS = frozenset({"desktop", "computation", "securevm"})
 #: Names the distributions of this repository already use (scenario, entry point, module).
-TAKEN = frozenset({"desktop", "computation", "securevm", "host_tuning", "testing", "softrt", "migration",
-                   "core_rules", "core_choices", "api", "plugin", "cli", "sdk"})
+TAKEN = BUILTIN_SCENARIOS | frozenset({"host_tuning", "testing", "softrt", "migration", "core_rules", "core_choices",
+                                       "api", "plugin", "cli", "sdk"})
 
 
 def check_name(name: str) -> str:
@@ -44,9 +46,58 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_not_installed(name: str) -> None:
+    """Refuse a name an installed distribution already uses: its distribution, entry point or module."""
+    import importlib.util
+    from importlib import metadata
+
+    from ..plugin.discovery import entry_points
+    from ..plugin.manager import ENTRY_POINT_GROUP
+    dist = f"virtscenario-{name}"
+    try:
+        found = f"distribution {dist} {metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        found = ""
+    if not found:
+        owner = next((ep for ep in entry_points(ENTRY_POINT_GROUP) if ep.name == name), None)
+        found = f"the plugin {name!r} of {owner.dist_name} {owner.dist_version}".rstrip() if owner else ""
+    if not found and importlib.util.find_spec(f"virtscenario_{name}") is not None:
+        found = f"the module virtscenario_{name}"
+    if found:
+        raise ConfigError(f"plugin name {name!r} is taken: {found} is installed, and two plugins of one name "
+                          "clash (scenario, entry point, module); choose another")
+
+
 def install_hint(path: Path) -> str:
     """The one way to install a new plugin for development, as every message and document says it."""
     return f"pip install -e '{path}[test]' && cd '{path}' && pytest"
+
+
+def core_source() -> str:
+    """Where CI can install this core from: the PEP 610 record of a VCS install (``pip install
+    git+URL``), else ``""`` (a wheel or a local directory exists only on this machine)."""
+    import json
+    from importlib import metadata
+    try:
+        text = metadata.distribution("virtscenario").read_text("direct_url.json")
+        data = json.loads(text) if text else {}
+    except (metadata.PackageNotFoundError, ValueError):
+        return ""
+    vcs = data.get("vcs_info") if isinstance(data, dict) else None
+    if not vcs or not data.get("url"):
+        return ""
+    spec = f"virtscenario @ {vcs.get('vcs', 'git')}+{data['url']}"
+    if vcs.get("commit_id"):
+        spec += f"@{vcs['commit_id']}"
+    if data.get("subdirectory"):
+        spec += f"#subdirectory={data['subdirectory']}"
+    return spec
+
+
+def check_source(source: str) -> str:
+    if any(c in source for c in "'\n\r"):
+        raise ConfigError("--core-source must be one line without quotes (a pip requirement or a path)")
+    return source.strip()
 
 
 def _core_range() -> str:
@@ -55,8 +106,11 @@ def _core_range() -> str:
     return f"virtscenario>={major}.{minor},<{major + 1}"
 
 
-def render_files(name: str) -> dict[str, str]:
-    """Relative path -> content of every file of the generated project."""
+def render_files(name: str, source: str = "") -> dict[str, str]:
+    """Relative path -> content of every file of the generated project.
+
+    ``source`` is the pip requirement CI installs the core from (see :func:`core_source`).
+    """
     from importlib.resources import files
     check_name(name)
     values = {
@@ -65,6 +119,7 @@ def render_files(name: str) -> dict[str, str]:
         "dist": f"virtscenario-{name}",
         "requirement": _core_range(),
         "api": f"({API_VERSION[0]}, {API_VERSION[1]})",
+        "core_source": check_source(source),
     }
     templates = files("virtscenario.sdk") / "templates"
     out: dict[str, str] = {}
@@ -74,13 +129,16 @@ def render_files(name: str) -> dict[str, str]:
     return out
 
 
-def scaffold(name: str, directory: Optional[str] = None) -> Path:
+def scaffold(name: str, directory: Optional[str] = None, source: Optional[str] = None) -> Path:
     """Write the project into ``directory`` (default ``./virtscenario-NAME``); never overwrite.
 
+    ``source``: where the generated CI installs the core from (default: :func:`core_source`).
     The files are written to a temporary sibling directory that is renamed into
     place at the end, so a failure leaves nothing half-written.
     """
-    contents = render_files(name)
+    check_name(name)
+    check_not_installed(name)
+    contents = render_files(name, core_source() if source is None else source)
     target = Path(directory or f"virtscenario-{name}").expanduser().absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} already exists and is not empty; choose another --dir")

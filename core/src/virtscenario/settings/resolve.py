@@ -88,6 +88,6 @@ class ResolvedScenario(FrozenRecord):
 
     name: str
     version: str
-    plugin: str
-    distribution: str
+    plugin: str  # the plugin that provides it
+    distribution: str  # and its distribution
     settings: Settings

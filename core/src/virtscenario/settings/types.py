@@ -34,10 +34,10 @@ class Choice(FrozenRecord):
     cannot justify.
     """
 
-    key: str
-    value: Any
-    rationale: str
-    reference: str
+    key: str  # a setting key ('virtscenario settings' lists them)
+    value: Any  # as the user would write it: 'none', 4, '4GiB', True
+    rationale: str  # required: why this value, for this scenario
+    reference: str  # required: URL or citation saying so
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
@@ -53,23 +53,28 @@ SettingKind = Literal["bool", "int", "str", "size", "choice"]
 class SettingSpec(FrozenRecord):
     """Declares a setting key: its type, its default and what it means.
 
-    ``default`` is the lowest-precedence value; ``None`` means "not set" (the XML is
-    omitted unless a scenario decides it). For ``size`` settings ``unit`` is the unit
+    ``key`` is dotted lower case (``lab.ttl_days``); ``kind`` is ``bool``, ``int``,
+    ``str``, ``size`` or ``choice``; ``help`` is the one line ``virtscenario settings``
+    shows. ``default`` is the lowest-precedence value; ``None`` means "not set" (the XML
+    is omitted unless a scenario decides it). For ``size`` settings ``unit`` is the unit
     of a bare number and values are bytes; for ``choice`` settings ``choices`` lists
-    the accepted strings. ``rationale`` and ``reference`` explain the default the
-    way a :class:`Choice` explains a scenario's value: both are required (API 1.2).
+    the accepted strings, e.g. ``choices=("slow", "fast")`` (a value is given as one of
+    them: ``--set lab.mode=fast``, ``Choice("lab.mode", "fast", ...)``). ``minimum`` and
+    ``maximum`` bound ``int`` (and ``size``, in bytes) values. ``rationale`` and
+    ``reference`` explain the default the way a :class:`Choice` explains a scenario's
+    value: both are required (API 1.2) and shown wherever the default is in effect.
     """
 
-    key: str
-    kind: SettingKind
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    unit: str = "MiB"
-    minimum: Optional[int] = None
+    key: str  # dotted lower case: 'lab.ttl_days'
+    kind: SettingKind  # bool, int, str, size or choice
+    default: Any  # lowest precedence; None: not set
+    help: str  # one line for 'virtscenario settings'
+    choices: tuple[str, ...] = ()  # choice kind: the accepted strings
+    unit: str = "MiB"  # size kind: the unit of a bare number
+    minimum: Optional[int] = None  # int and size kinds (bytes for size)
     maximum: Optional[int] = None
-    rationale: str = ""
-    reference: str = ""
+    rationale: str = ""  # required (API 1.2): why this default
+    reference: str = ""  # required (API 1.2): where that is documented
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
@@ -82,6 +87,7 @@ class SettingSpec(FrozenRecord):
 
     @property
     def type_name(self) -> str:
+        """The type in words, as error messages and ``virtscenario settings`` say it."""
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         return {"bool": "a boolean (on/off, yes/no, true/false)", "int": "an integer",
@@ -99,15 +105,16 @@ class ResolvedSetting(FrozenRecord):
     """
 
     key: str
-    value: Any
-    source: str
-    rationale: str
+    value: Any  # typed: sizes in bytes, None when unset
+    source: str  # for people only, e.g. 'scenario lab (virtscenario-lab 0.1.0)': never parse it
+    rationale: str  # why the deciding layer chose the value
     reference: str
-    layer: Layer = "default"
-    origin: str = ""
+    layer: Layer = "default"  # default, scenario, plugin, file, flag or adapted
+    origin: str = ""  # core, the scenario, plugin, file path or flag
 
     @property
     def by_user(self) -> bool:
+        """Whether the user decided the value (layer ``file`` or ``flag``)."""
         return self.layer in USER_LAYERS
 
 
@@ -131,6 +138,7 @@ class Settings(Mapping[str, ResolvedSetting]):
         return len(self._items)
 
     def value(self, key: str, default: Any = None) -> Any:
+        """The resolved value of ``key`` (sizes in bytes, ``None`` when unset), or ``default`` for an unknown key."""
         item = self._items.get(key)
         return default if item is None else item.value
 
@@ -141,11 +149,13 @@ class Settings(Mapping[str, ResolvedSetting]):
 
     def replace(self, key: str, value: Any, source: str, rationale: str, reference: str,
                 layer: Layer = "adapted", origin: str = "core") -> Settings:
+        """A copy with ``key`` decided anew (the core's adaptations use it; hooks receive settings read-only)."""
         items = dict(self._items)
         items[key] = ResolvedSetting(key, value, source, rationale, reference, layer, origin)
         return Settings(items)
 
     def with_items(self, extra: Mapping[str, ResolvedSetting]) -> Settings:
+        """A copy with ``extra`` added or replaced."""
         items = dict(self._items)
         items.update(extra)
         return Settings(items)

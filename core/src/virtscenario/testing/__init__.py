@@ -32,8 +32,10 @@ Fixtures:
 
 The plain functions (:func:`make_plugin_manager`, :func:`render_scenario`,
 :func:`make_fake_host`, :func:`installed_plugins`, :func:`host_checks`,
-:func:`host_plan`) work outside pytest too. ``virtscenario_render`` fails when
-libvirt's RelaxNG schemas are missing (``require_schema=False`` opts out).
+:func:`host_plan`) work outside pytest too; they live in :mod:`virtscenario.sdk.harness`
+and :mod:`virtscenario.sdk.fakehost`, which ``virtscenario plugin check`` uses without pytest.
+``virtscenario_render`` fails when libvirt's RelaxNG schemas are missing (``require_schema=False``
+opts out).
 """
 
 from __future__ import annotations
@@ -43,9 +45,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, S
 
 import pytest
 
-from .fakehost import make_fake_host
-from .libvirt import libvirt_node_xml, open_test_connection
-from .plugins import (
+from ..sdk.fakehost import make_fake_host
+from ..sdk.harness import (
     MissingSchemaError,
     PluginSpec,
     RenderResult,
@@ -55,6 +56,7 @@ from .plugins import (
     make_plugin_manager,
     render_scenario,
 )
+from .libvirt import libvirt_node_xml, open_test_connection
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..host.root import HostRoot

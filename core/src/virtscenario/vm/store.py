@@ -14,20 +14,25 @@ from .names import check_vm_name
 
 @frozen_record
 class StoredVm(FrozenRecord):
-    """A VM of the store, as its vm.yaml records it (API 1.2)."""
+    """A VM of the store, as its vm.yaml records it (API 1.2).
+
+    ``settings`` maps each key to its value; ``host_requirements`` are ``(key, value)`` pairs;
+    ``raw`` is the whole vm.yaml.
+    """
 
     name: str
-    directory: Path
+    directory: Path  # <store>/<name>
     scenario: str
     uuid: str
     memory_bytes: int
     disks: tuple[dict[str, Any], ...]
-    host_requirements: tuple[tuple[str, Any], ...]
-    settings: dict[str, Any]
-    raw: dict[str, Any]
+    host_requirements: tuple[tuple[str, Any], ...]  # (key, value) pairs
+    settings: dict[str, Any]  # key -> value
+    raw: dict[str, Any]  # the whole vm.yaml
 
     @classmethod
     def from_record(cls, directory: Path, data: dict[str, Any]) -> StoredVm:
+        """From the parsed vm.yaml ``data`` of the VM in ``directory``."""
         reqs = tuple((str(i["key"]), i.get("value")) for i in data.get("host_requirements") or []
                      if isinstance(i, dict) and "key" in i)
         settings = {str(i.get("key")): i.get("value") for i in data.get("settings") or [] if isinstance(i, dict)}

@@ -8,9 +8,17 @@ from typing import Optional
 import click
 
 
-def print_plugins(as_json: bool) -> None:
+def print_plugins(as_json: bool, root: Optional[click.Group] = None) -> None:
+    """Every plugin with its status. The registration hooks run first (and ``register_commands``
+    when ``root`` is given), so a plugin that fails in one is listed as ``error`` with its message."""
+    from ...plugin.hooks import Catalog
     from ...plugin.manager import get_plugin_manager, list_plugins
-    infos = list_plugins(get_plugin_manager())
+    pm = get_plugin_manager()
+    Catalog(pm).register()
+    if root is not None:
+        from ..app import load_plugin_commands
+        load_plugin_commands(root)
+    infos = list_plugins(pm)
     if as_json:
         click.echo(json.dumps([i.as_json() for i in infos], indent=2))
         return
@@ -27,15 +35,16 @@ def plugins_group() -> None:
 
 @plugins_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
-def plugins_list(as_json: bool) -> None:
-    """List plugins: name, version, distribution, hooks, status.
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List plugins: name, version, distribution, hooks, status (active, error, disabled, incompatible).
 
     \b
     Examples:
       virtscenario plugins list
       virtscenario plugins list --json
     """
-    print_plugins(as_json)
+    print_plugins(as_json, ctx.find_root().command)  # type: ignore[arg-type]
 
 
 @plugins_group.command("install")
@@ -79,15 +88,67 @@ def plugin_group() -> None:
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False),
               help="Project directory to create (default: ./virtscenario-NAME).")
-def plugin_new(name: str, directory: Optional[str]) -> None:
+@click.option("--core-source", envvar="VIRTSCENARIO_SOURCE", metavar="SPEC",
+              help="Where the generated CI installs virtscenario from: a pip requirement such as "
+                   "'virtscenario @ git+https://HOST/virtscenario.git#subdirectory=core' or a path "
+                   "(default: VIRTSCENARIO_SOURCE, else the VCS URL this virtscenario was installed from).")
+def plugin_new(name: str, directory: Optional[str], core_source: Optional[str]) -> None:
     """Scaffold a scenario plugin distribution named virtscenario-NAME.
+
+    NAME is the scenario, the entry point and the module virtscenario_NAME: it may not be a
+    name an installed distribution or virtscenario itself uses.
 
     \b
     Examples:
       virtscenario plugin new lab
       virtscenario plugin new lab --dir ~/src/virtscenario-lab
     """
-    from ...sdk.scaffold import scaffold
-    path = scaffold(name, directory)
-    from ...sdk.scaffold import install_hint
+    from ...sdk.scaffold import install_hint, scaffold
+    path = scaffold(name, directory, core_source)
     click.echo(f"Created {path}. Next: {install_hint(path)}")
+    workflow = path / ".github" / "workflows" / "test.yml"
+    if "|| ''" in workflow.read_text(encoding="utf-8"):
+        click.echo(f"Note: set VIRTSCENARIO_SOURCE in {workflow} to where CI installs virtscenario from "
+                   "(virtscenario is not on PyPI; see the comment there)", err=True)
+
+
+@plugin_group.command("check")
+@click.argument("target", default=".", metavar="[NAME|PATH]")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Check one plugin, alone with the core's essential plugins: every problem in one list.
+
+    NAME is an installed plugin (entry-point or distribution name); PATH is a plugin project
+    directory (default: the current directory), a package directory or a module file. The
+    check lints the plugin, calls each registration hook, renders each of its scenarios
+    offline and on a fake host, validates the XML against libvirt's RelaxNG schema (a missing
+    schema is a problem), plans the host, runs its host checks on the fake host, and sees
+    whether its per-VM hooks change other scenarios' VMs. Exit status 1 on any problem.
+
+    \b
+    Examples:
+      virtscenario plugin check
+      virtscenario plugin check ./virtscenario-lab
+      virtscenario plugin check softrt --json
+    """
+    from ...sdk.check import check_plugin
+    from ..app import BUILTIN_COMMANDS, LazyGroup
+    root = ctx.find_root().command
+    builtins = {name: root.builtin(name) for name in BUILTIN_COMMANDS} if isinstance(root, LazyGroup) else {}
+    report = check_plugin(target, builtin_commands=builtins)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(f"Plugin {report.plugin} ({report.source})")
+        click.echo(f"  hooks: {', '.join(report.hooks) or '-'}")
+        for line in report.done:
+            click.echo(f"  {line}")
+        if report.problems:
+            click.echo(f"{len(report.problems)} problem{'s' if len(report.problems) > 1 else ''}:")
+            for problem in report.problems:
+                click.echo(f"  - {problem.text(report.plugin)}")
+        else:
+            click.echo("No problems found.")
+    if report.problems:
+        raise SystemExit(1)

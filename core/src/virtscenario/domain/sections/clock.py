@@ -46,6 +46,10 @@ SPECS = (
 
 @record
 class Timer(Record):
+    """One ``<clock><timer name=...>``: ``present`` turns the timer on or off (``None``: not written), ``tickpolicy``
+    says what happens to missed ticks.
+    """
+
     name: str  # rtc|pit|hpet|kvmclock|hypervclock|tsc
     present: Optional[bool] = None
     tickpolicy: Optional[str] = None
@@ -53,6 +57,8 @@ class Timer(Record):
 
 @record
 class Clock(Record):
+    """``<clock offset=...>`` and its timers; ``offset`` is ``utc`` or ``localtime`` (Windows guests)."""
+
     offset: str = "utc"
     timers: list[Timer] = field(default_factory=list)
 

@@ -87,6 +87,8 @@ SPECS = (
 
 @record
 class CpuTopology(Record):
+    """``<cpu><topology>``: sockets × dies × cores × threads must equal the vCPU count."""
+
     sockets: int = 1
     dies: int = 1
     cores: int = 1
@@ -95,6 +97,8 @@ class CpuTopology(Record):
 
 @record
 class NumaCell(Record):
+    """One guest NUMA node, ``<cpu><numa><cell>``: its vCPUs (a cpulist such as ``0-3``), its memory in bytes."""
+
     id: int
     cpus: str
     memory: int  # bytes
@@ -103,12 +107,16 @@ class NumaCell(Record):
 
 @record
 class CpuFeature(Record):
+    """``<cpu><feature policy=... name=...>``: a CPUID flag required, disabled or forbidden."""
+
     name: str
     policy: str = "require"  # force|require|optional|disable|forbid
 
 
 @record
 class Cpu(Record):
+    """``<cpu>``: mode, model, topology, features and guest NUMA cells (``None`` fields are not written)."""
+
     mode: Optional[str] = None  # host-passthrough|host-model|maximum|custom
     migratable: Optional[bool] = None
     check: Optional[str] = None  # none|partial|full
@@ -122,12 +130,16 @@ class Cpu(Record):
 
 @record
 class Pin(Record):
+    """One ``<cputune><vcpupin>`` or ``<iothreadpin>``: vCPU or iothread ``id`` runs on the host CPUs of ``cpuset``."""
+
     id: int
     cpuset: str
 
 
 @record
 class VcpuSched(Record):
+    """``<cputune><vcpusched>``: the vCPUs of ``vcpus`` (a cpulist) get a real-time or other scheduler."""
+
     vcpus: str
     scheduler: str  # fifo|rr|batch|idle|other
     priority: Optional[int] = None
@@ -135,17 +147,22 @@ class VcpuSched(Record):
 
 @record
 class CpuTune(Record):
+    """``<cputune>``: vCPU, emulator and iothread pinning, vCPU schedulers; written only when not empty."""
+
     vcpupin: list[Pin] = field(default_factory=list)
     emulatorpin: Optional[str] = None
     iothreadpin: list[Pin] = field(default_factory=list)
     vcpusched: list[VcpuSched] = field(default_factory=list)
 
     def empty(self) -> bool:
+        """Whether nothing would be written (no ``<cputune>`` element then)."""
         return not (self.vcpupin or self.emulatorpin or self.iothreadpin or self.vcpusched)
 
 
 @record
 class NumaTune(Record):
+    """``<numatune><memory mode=... nodeset=...>``: which host NUMA nodes hold the guest's memory."""
+
     mode: str = "strict"
     nodeset: Optional[str] = None
     placement: Optional[str] = None

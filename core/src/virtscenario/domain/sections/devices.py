@@ -65,6 +65,8 @@ SPECS = (
 
 @record
 class Controller(Record):
+    """``<controller type=... model=... index=...>``: USB, PCI, SCSI, virtio-serial or SATA controller."""
+
     type: str  # usb|pci|scsi|virtio-serial|sata
     model: Optional[str] = None
     index: Optional[int] = None
@@ -74,12 +76,16 @@ class Controller(Record):
 
 @record
 class Console(Record):
+    """``<console type=...><target type=...>``: the serial (or virtio) console ``virsh console`` attaches to."""
+
     type: str = "pty"
     target_type: str = "serial"  # serial|virtio
 
 
 @record
 class Channel(Record):
+    """``<channel type=...><target type=... name=...>``: a host-guest channel (guest agent, SPICE agent)."""
+
     type: str  # unix|spicevmc|qemu-vdagent
     target_type: str = "virtio"
     target_name: str = "org.qemu.guest_agent.0"
@@ -87,6 +93,8 @@ class Channel(Record):
 
 @record
 class Tpm(Record):
+    """``<tpm model=...><backend type=...>``: an emulated (swtpm) or passed-through TPM."""
+
     model: str = "tpm-crb"  # tpm-crb|tpm-tis
     backend: str = "emulator"  # emulator|passthrough
     version: Optional[str] = "2.0"
@@ -95,6 +103,10 @@ class Tpm(Record):
 
 @record
 class Rng(Record):
+    """``<rng model=...><backend model='random'>``: a virtio RNG fed from ``backend`` on the host, optionally rate-
+    limited.
+    """
+
     model: str = "virtio"
     backend: str = "/dev/urandom"
     rate_bytes: Optional[int] = None
@@ -104,6 +116,8 @@ class Rng(Record):
 
 @record
 class Watchdog(Record):
+    """``<watchdog model=... action=...>``: what libvirt does when the guest stops petting the watchdog."""
+
     model: str  # i6300esb|ib700 (libvirt 9.0 has no itco)
     action: str = "reset"
 

@@ -149,6 +149,7 @@ class DiskPlan(FrozenRecord):
 
     @property
     def create(self) -> bool:
+        """Whether the image is new (``qemu-img create`` makes it) rather than an existing file."""
         return self.size is not None
 
 
@@ -245,12 +246,18 @@ def plan_images(disks: list[DiskPlan], settings: Settings, ctx: BuildContext) ->
 
 @record
 class Encryption(Record):
+    """``<disk><encryption format='luks'><secret uuid=...>``: a LUKS image whose passphrase is a libvirt secret."""
+
     format: str = "luks"
     secret_uuid: str = ""
 
 
 @record
 class Disk(Record):
+    """One ``<disk>``: image path (``source``), ``target`` device name (``vda``), bus, how QEMU opens it (cache, io,
+    discard, detect_zeroes, iothread) and per-device boot order.
+    """
+
     target: str
     source: str = ""
     type: str = "file"  # file|block

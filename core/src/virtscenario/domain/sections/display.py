@@ -57,12 +57,16 @@ SPECS = (
 
 @record
 class Input(Record):
+    """``<input type=... bus=...>``: tablet, mouse or keyboard."""
+
     type: str  # tablet|mouse|keyboard
     bus: str = "virtio"
 
 
 @record
 class Graphics(Record):
+    """``<graphics type=...>`` with its ``<listen>``: VNC, SPICE or egl-headless, optionally with OpenGL."""
+
     type: str  # vnc|spice|none|egl-headless
     listen: Optional[str] = "address"  # address|none|socket
     listen_address: Optional[str] = "127.0.0.1"
@@ -73,6 +77,8 @@ class Graphics(Record):
 
 @record
 class Video(Record):
+    """``<video><model type=... heads=...>``, with 3D acceleration for virtio-gpu where asked."""
+
     model: str  # virtio|qxl|vga|bochs|ramfb|none
     heads: int = 1
     primary: bool = True
@@ -82,6 +88,8 @@ class Video(Record):
 
 @record
 class Sound(Record):
+    """``<sound model=...>`` and, with ``audio_type``, the ``<audio>`` backend it plays through."""
+
     model: str  # ich9|ich6|ac97
     audio_type: Optional[str] = None
 

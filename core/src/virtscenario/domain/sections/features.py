@@ -42,6 +42,8 @@ SPECS = (
 
 @record
 class HyperV(Record):
+    """``<features><hyperv>``: the Hyper-V enlightenments a Windows guest uses (each ``True`` is ``state='on'``)."""
+
     relaxed: bool = True
     vapic: bool = True
     spinlocks_retries: Optional[int] = 8191
@@ -55,6 +57,10 @@ class HyperV(Record):
 
 @record
 class Features(Record):
+    """``<features>``: ACPI, APIC, PAE, SMM, vmport, PMU, Hyper-V, KVM hints and the IOAPIC driver (``None``: not
+    written).
+    """
+
     acpi: bool = True
     apic: bool = True
     pae: bool = False

@@ -41,6 +41,8 @@ SPECS = (
 
 @record
 class Filesystem(Record):
+    """``<filesystem type='mount'>`` shared over virtiofs: host ``source_dir``, guest mount tag ``target_dir``."""
+
     source_dir: str
     target_dir: str
     driver: str = "virtiofs"

@@ -45,12 +45,18 @@ SPECS = (
 
 @record
 class FirmwareFeature(Record):
+    """``<os><firmware><feature name=... enabled=...>``: what libvirt's firmware autoselection must (not) offer."""
+
     name: str  # secure-boot|enrolled-keys|amd-sev|amd-sev-es|amd-sev-snp|intel-tdx
     enabled: bool
 
 
 @record
 class Os(Record):
+    """``<os>``: architecture, machine type (from the ``select_machine`` hook), firmware autoselection or an explicit
+    loader and NVRAM, boot order.
+    """
+
     arch: str = "x86_64"
     machine: Optional[str] = None
     type: str = "hvm"

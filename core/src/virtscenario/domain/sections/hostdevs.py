@@ -104,6 +104,8 @@ def _onoff(value: Optional[str], text: str) -> Optional[bool]:
 
 @record
 class HostDev(Record):
+    """A host device given to the guest: ``<hostdev mode='subsystem' type=...>``."""
+
     type: str  # pci|usb|mdev
     address: str = ""  # PCI 0000:01:00.0
     vendor: str = ""  # USB, 4 hex digits
@@ -114,6 +116,7 @@ class HostDev(Record):
     rom_bar: Optional[bool] = None
 
     def describe(self) -> str:
+        """``PCI 0000:01:00.0``, ``USB 046d:c52b`` or ``mdev UUID``, for messages."""
         return f"PCI {self.address}" if self.type == "pci" else \
             f"USB {self.vendor}:{self.product}" if self.type == "usb" else f"mdev {self.uuid}"
 

@@ -45,6 +45,8 @@ SPECS = (
 
 @record
 class Pm(Record):
+    """``<pm>``: whether the guest may suspend to RAM (S3) or to disk (S4); ``None``: not written."""
+
     suspend_to_mem: Optional[bool] = None
     suspend_to_disk: Optional[bool] = None
 

@@ -71,12 +71,16 @@ SPECS = (
 
 @record
 class HugePage(Record):
+    """One ``<memoryBacking><hugepages><page size=... unit='KiB'>``, optionally for some guest NUMA nodes."""
+
     size_kib: int
     nodeset: Optional[str] = None
 
 
 @record
 class MemoryBacking(Record):
+    """``<memoryBacking>``: hugepages, KSM opt-out (``nosharepages``), locked memory, source, access and allocation."""
+
     hugepages: list[HugePage] = field(default_factory=list)
     hugepages_default: bool = False  # <hugepages/> with no explicit page size
     nosharepages: bool = False
@@ -87,12 +91,15 @@ class MemoryBacking(Record):
     discard: bool = False
 
     def empty(self) -> bool:
+        """Whether nothing would be written (no ``<memoryBacking>`` element then)."""
         return not (self.hugepages or self.hugepages_default or self.nosharepages or self.locked
                     or self.source or self.access or self.allocation or self.discard)
 
 
 @record
 class MemTune(Record):
+    """``<memtune>`` limits in bytes (``None``: no limit written); locked or SEV memory needs ``hard_limit``."""
+
     hard_limit: Optional[int] = None  # bytes
     soft_limit: Optional[int] = None
     swap_hard_limit: Optional[int] = None
@@ -100,6 +107,8 @@ class MemTune(Record):
 
 @record
 class MemBalloon(Record):
+    """``<memballoon model=...>``; ``model='none'`` says "no balloon" (a ``None`` record writes nothing)."""
+
     model: str = "virtio"  # virtio|none
     autodeflate: Optional[bool] = None
     free_page_reporting: Optional[bool] = None

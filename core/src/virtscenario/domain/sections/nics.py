@@ -112,6 +112,8 @@ def device_settings(specs: list[NetArg], registry: SettingRegistry,
 
 @frozen_record
 class NetPlan(FrozenRecord):
+    """One network interface as planned from ``--network`` or ``network.default``, its MAC from the identity."""
+
     kind: str  # network|bridge|user
     source: str
     model: str
@@ -138,6 +140,8 @@ def plan_nets(specs: Optional[list[NetArg]], settings: Settings, identity: Ident
 
 @record
 class Interface(Record):
+    """One ``<interface type=...>``: where it connects (``source``), MAC, model, virtio-net queue pairs, boot order."""
+
     type: str  # network|bridge|user|direct
     source: str = ""  # network name, bridge name, or host interface for direct
     mac: str = ""

@@ -43,6 +43,10 @@ SPECS = (
 
 @record
 class LaunchSecurity(Record):
+    """``<launchSecurity type=...>``: SEV/SEV-ES (``type='sev'`` with its ``policy``), SEV-SNP or TDX, with their
+    parameters.
+    """
+
     type: str  # sev|sev-snp|tdx
     policy: Optional[int] = None
     cbitpos: Optional[int] = None

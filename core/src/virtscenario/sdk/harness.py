@@ -1,4 +1,5 @@
-"""Plugin managers and generated VMs for tests: the real pipeline, no installed entry point loaded."""
+"""Plugin managers, generated VMs, host checks and host plans for tests and `virtscenario plugin check`:
+the real pipeline, no installed entry point loaded, no pytest needed."""
 
 from __future__ import annotations
 
@@ -75,11 +76,14 @@ def _distribution(plugin: object) -> tuple[str, str]:
 
 
 def installed_plugins() -> dict[str, PluginInfo]:
-    """Load the installed entry points into a fresh plugin manager: name -> PluginInfo
-    (``status`` is active, error, disabled or incompatible). Nothing is reported on stderr."""
+    """Load the installed entry points into a fresh plugin manager and run the registration hooks,
+    as ``virtscenario plugins list`` does: name -> PluginInfo (``status`` is active, error, disabled
+    or incompatible; a plugin that raised in a registration hook is ``error``). Nothing is printed."""
+    from ..plugin.hooks import Catalog
     from ..plugin.manager import VirtscenarioPluginManager
     pm = VirtscenarioPluginManager()
     pm.load_entrypoints()
+    Catalog(pm).register()
     return dict(pm.infos)
 
 
