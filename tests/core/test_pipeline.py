@@ -75,9 +75,13 @@ def test_rule_sev_requirements(catalog_of, tmp_path):
 
 
 def test_rule_migratable(catalog_of, tmp_path):
-    with pytest.raises(ValidationError, match="cache=writeback; libvirt refuses migration"):
-        gen(catalog_of, tmp_path, cli_settings=[("vm.migratable", "on", "--set"), ("filesystem.share", "off", "--set"),
-                                                ("cpu.mode", "host-model", "--set")])
+    base = [("vm.migratable", "on", "--set"), ("filesystem.share", "off", "--set")]
+    with pytest.raises(ValidationError, match="host-passthrough is only safe between identical hosts"):
+        gen(catalog_of, tmp_path, cli_settings=base)
+    # writeback migrates on shared storage (libvirt qemuMigrationSrcIsSafe: QEMU drops the page cache)
+    g = gen(catalog_of, tmp_path, cli_settings=[*base, ("cpu.mode", "host-model", "--set"),
+                                                ("disk.cache", "writeback", "--set")])
+    assert etree.fromstring(g.xml).find("devices/disk/driver").get("cache") == "writeback"
 
 
 def test_launch_security_needs_new_enough_libvirt(catalog_of, tmp_path):
