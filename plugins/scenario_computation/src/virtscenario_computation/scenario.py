@@ -45,7 +45,9 @@ CPU = (
     Choice("cpu.topology", "host",
            "vCPUs as SMT pairs, each pair pinned to the two threads of one host core, so the guest knows "
            "which vCPUs share a core and HPC runtimes place threads accordingly, as SUSE virt-tuner's "
-           "single-VM template mirrors the host (upstream left QEMU's one socket per vCPU)", VIRT_TUNER),
+           "single-VM template mirrors the host (upstream gave no topology: libvirt then passes "
+           "sockets=N,cores=1,threads=1 to QEMU, one socket per vCPU)",
+           f"{VIRT_TUNER}; libvirt src/qemu/qemu_command.c v9.0.0 (qemuBuildSmpCommandLine)"),
     Choice("cpu.pinning", "auto",
            "each vCPU on its own host CPU, QEMU's emulator thread and the iothreads on the housekeeping "
            "core: no vCPU is preempted by another VM or by QEMU itself, caches stay warm. Done when the host "
@@ -255,8 +257,9 @@ HOST = (
            "cache to swapping; upstream's 0 can make the kernel OOM-kill instead of swap",
            f"{TUNED}/throughput-performance/tuned.conf"),
     Choice("host.io_scheduler", "mq-deadline",
-           "mq-deadline: low overhead and bounded latency for throughput workloads (same as upstream); "
-           "applied only where the device offers it", "https://docs.kernel.org/block/deadline-iosched.html"),
+           "mq-deadline, lighter per request than BFQ (BFQ's documentation measures 1.9 us for BFQ against "
+           "0.7 us for mq-deadline), on rotational and single-queue disks that offer it (same as upstream); "
+           "multi-queue NVMe keeps the kernel's none", "https://docs.kernel.org/block/bfq-iosched.html"),
 )
 
 SCENARIO = Scenario(

@@ -291,9 +291,10 @@ HOST = (
            "desktop stalls visibly), above 0 so the host still swaps idle applications rather than OOM-kill "
            "(same as upstream)", "https://docs.kernel.org/admin-guide/sysctl/vm.html#swappiness"),
     Choice("host.io_scheduler", "bfq",
-           "BFQ is the kernel's scheduler for interactive responsiveness: a VM's heavy writes do not freeze "
-           "the host desktop; upstream used mq-deadline. Applied only where the device offers it",
-           "https://docs.kernel.org/block/bfq-iosched.html"),
+           "BFQ privileges latency over throughput: a VM's heavy writes do not freeze the host desktop on "
+           "rotational and single-queue disks (applied only where the device offers it); multi-queue NVMe "
+           "keeps none, since BFQ's per-request overhead caps the IOPS of fast devices. Upstream used "
+           "mq-deadline", "https://docs.kernel.org/block/bfq-iosched.html"),
 )
 
 SCENARIO = Scenario(
