@@ -123,8 +123,14 @@ def test_launch_security_auto_picks_strongest(catalog_of, tmp_path):
     sev = replace(CAPS, sev=SevCaps(True, 47, 1, 15, 494))
     settings = [("launch_security.type", "auto", "--set"), ("devices.iommu", "on", "--set"),
                 ("memory.hard_limit_overhead", "256", "--set"), ("filesystem.share", "off", "--set")]
-    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings).xml)
+    from virtscenario.host.firmware import read_firmware
+    from virtscenario.host.root import HostRoot
+    es_firmware = read_firmware(HostRoot(Path(__file__).parent.parent / "data/firmware/with-sev-es"), dirs=("/",))
+    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings, firmware=es_firmware).xml)
     assert root.findtext("launchSecurity/policy") == "0x0007" and root.findtext("launchSecurity/cbitpos") == "47"
+    # without descriptors to check (a remote host) auto keeps SEV, which every SEV-capable OVMF offers
+    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings).xml)
+    assert root.findtext("launchSecurity/policy") == "0x0003"
     with pytest.raises(VirtscenarioError, match="supports no confidential computing"):
         gen(catalog_of, tmp_path, caps=CAPS, cli_settings=settings)
 

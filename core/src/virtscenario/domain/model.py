@@ -18,7 +18,7 @@ from .sections.disks import Disk, DiskPlan, Encryption, ImagePlan
 from .sections.display import Graphics, Input, Sound, Video
 from .sections.features import Features, HyperV
 from .sections.filesystem import Filesystem
-from .sections.firmware import FirmwareFeature, Os
+from .sections.firmware import FirmwareFeature, FirmwarePlan, Os
 from .sections.lifecycle import Pm
 from .sections.memory import HugePage, MemBalloon, MemoryBacking, MemTune
 from .sections.nics import Interface, NetPlan
@@ -30,10 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
-    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "Graphics", "HugePage", "HyperV",
-    "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune", "MemoryBacking", "Metadata",
-    "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm", "VcpuSched", "Video",
-    "VmPlan", "Watchdog",
+    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "FirmwarePlan", "Graphics",
+    "HugePage", "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune",
+    "MemoryBacking", "Metadata", "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm",
+    "VcpuSched", "Video", "VmPlan", "Watchdog",
 ]
 
 
@@ -107,6 +107,7 @@ class VmPlan(Record):
     identity: Identity
     machine: str
     launch_security: str
+    firmware: Optional[FirmwarePlan] = None  # the loader and launch type the host's firmware satisfies
     disks: list[DiskPlan] = field(default_factory=list)
     nets: list[NetPlan] = field(default_factory=list)
     cdrom: Optional[str] = None

@@ -22,8 +22,9 @@ CC_RNG = ("https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/co
 KERNEL_MM = "https://docs.kernel.org/admin-guide/mm"
 TUNED = "https://github.com/redhat-performance/tuned/blob/2bfa442358/profiles"
 
-#: What launch_security.type=auto becomes offline, where nothing is known about the host:
-#: SEV with the SEV-ES policy, the strongest type libvirt 9.0's schema accepts.
+#: What launch_security.type=auto becomes offline, without domain capabilities: SEV with the
+#: SEV-ES policy, the strongest type libvirt 9.0's schema accepts (the core keeps it only when
+#: the host's firmware descriptors offer amd-sev-es).
 OFFLINE_LAUNCH_SECURITY = "sev-es"
 
 # -- size ---------------------------------------------------------------------------------
@@ -192,24 +193,30 @@ FEATURES = (
 # -- firmware -----------------------------------------------------------------------------
 FIRMWARE = (
     Choice("firmware.type", "efi",
-           "UEFI by libvirt's autoselection, which adds the amd-sev/amd-sev-es requirement itself from "
-           "<launchSecurity>; upstream scanned descriptors and crashed its launcher when none matched", KB_SEV),
+           "UEFI by libvirt's autoselection, which only takes a firmware whose descriptor has amd-sev (and "
+           "amd-sev-es for the SEV-ES policy, amd-sev-snp for SEV-SNP); virtscenario replays that choice on the "
+           "host's descriptors when it can read them (--host-root, a local --connect). Upstream scanned "
+           "descriptors and crashed its launcher when none matched",
+           "https://gitlab.com/libvirt/libvirt/-/blob/v9.0.0/src/qemu/qemu_firmware.c (qemuFirmwareMatchDomain)"),
     Choice("firmware.secure_boot", False,
            "the SEV firmware builds (OVMF AmdSev) have no secure boot: boot integrity comes from the launch "
            "measurement; libvirt's own SEV-SNP test domain asks for secure-boot='no'", KB_SEV),
     Choice("firmware.enrolled_keys", False, "no Microsoft keys, as libvirt's SEV-SNP test domain", KB_SEV),
     Choice("firmware.stateless", True,
-           "stateless firmware: no NVRAM file the host could edit between launches; what boots is what the "
-           "launch measurement covers (libvirt's 'automatic UEFI stateless firmware for AMD SEV')", KB_SEV),
+           "stateless firmware, no NVRAM: QEMU's SEV guide says 'you must build a stateless firmware file which "
+           "doesn't use an NVRAM store, because the NVRAM area is not measured'. Emitted only when a stateless "
+           "descriptor offers the launch type (Debian 12 has none: the VM then keeps an NVRAM, with a note)",
+           "https://www.qemu.org/docs/master/system/i386/amd-memory-encryption.html"),
 )
 
 # -- launch security ----------------------------------------------------------------------
 LAUNCH = (
     Choice("launch_security.type", "auto",
            "the strongest type the host offers, read from domain capabilities when connected: SEV-SNP, then "
-           "SEV-ES, then SEV on AMD, TDX on Intel; none of them: one clear refusal. Offline, SEV with the "
-           "SEV-ES policy, the strongest type libvirt 9.0 accepts (upstream: SEV only, and only when run as "
-           "root on the host)", KB_SEV),
+           "SEV-ES, then SEV on AMD, TDX on Intel; none of them: one clear refusal. SEV-ES only when a firmware "
+           "descriptor offers amd-sev-es (libvirt needs one for policy bit 2; Debian 12's OVMF has none), else "
+           "SEV with a note; offline or remote, where the descriptors cannot be read, SEV (upstream: SEV only, "
+           "and only when run as root on the host)", KB_SEV),
     Choice("launch_security.policy", None,
            "the policy libvirt documents for the chosen type: 0x0003 SEV (bit 0: no debugging, bit 1: no key "
            "sharing), 0x0007 SEV-ES (plus bit 2: SEV-ES required), 0x30000 SEV-SNP (SMT allowed, no debug), "

@@ -92,11 +92,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     if host is None and host_root.is_fake:
         host = read_host(host_root)
 
+    from ...host.firmware import firmware_for
+    firmware, firmware_unknown = firmware_for(uri, host_root)
+
     catalog = Catalog()
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
-                  libvirt_version=hv.version if hv else local_libvirt_version(),
-                  identity=existing or Identity.new())
+                  libvirt_version=hv.version if hv else local_libvirt_version(), firmware=firmware,
+                  firmware_unknown=firmware_unknown, identity=existing or Identity.new())
     gen = generate(req, catalog)
     if hv and hv.caps is None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
