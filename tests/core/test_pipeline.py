@@ -152,19 +152,50 @@ def test_pinning_uses_host_topology(catalog_of, tmp_path):
     assert any("vCPUs are not pinned" in n.message for n in g.notes)
 
 
-def test_pinning_keeps_memory_on_the_vcpus_numa_node(catalog_of, tmp_path):
-    # 2 sockets = 2 nodes, 4 cores each, no SMT: housekeeping takes core 0 of each socket.
+def test_pinning_binds_memory_to_the_vcpus_numa_node(catalog_of, tmp_path):
+    """Issue 11: 'preferred' let the kernel take remote memory silently; now strict, and the host plan
+    is told which node holds the hugepages."""
+    # 2 sockets = 2 nodes, 4 cores each, no SMT: housekeeping takes core 0 of each node.
     cpus = tuple(HostCpu(i, i % 4, i // 4, i // 4) for i in range(8))
     host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
-    settings = [("cpu.pinning", "auto", "--set"), ("vm.vcpus", "3", "--vcpus")]
-    root = etree.fromstring(gen(catalog_of, tmp_path, host=host, cli_settings=settings).xml)
+    settings = [("cpu.pinning", "auto", "--set"), ("vm.vcpus", "3", "--vcpus"), ("memory.hugepages", "on", "--set"),
+                ("vm.memory", "4GiB", "--memory")]
+    g = gen(catalog_of, tmp_path, host=host, cli_settings=settings)
+    root = etree.fromstring(g.xml)
     assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2", "3"]
     assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
-    assert root.find("numatune/memory").attrib == {"mode": "preferred", "nodeset": "0"}
-    wide = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
-                                                               ("vm.vcpus", "5", "--vcpus")])
-    assert etree.fromstring(wide.xml).find("numatune") is None
-    assert any("span NUMA nodes 0-1" in n.message for n in wide.notes)
+    assert root.find("numatune/memory").attrib == {"mode": "strict", "nodeset": "0"}
+    assert root.find("cpu/numa") is None
+    reqs = {r.key: r.value for r in g.host_requirements}
+    assert reqs["host.hugepages_nodes"] == "0"
+
+
+def test_vcpus_spanning_nodes_get_guest_numa_cells(catalog_of, tmp_path):
+    cpus = tuple(HostCpu(i, i % 4, i // 4, i // 4) for i in range(8))
+    host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
+    wide = gen(catalog_of, tmp_path, host=host, cli_settings=[
+        ("cpu.pinning", "auto", "--set"), ("vm.vcpus", "5", "--vcpus"), ("memory.hugepages", "on", "--set"),
+        ("vm.memory", "4GiB", "--memory")])
+    root = etree.fromstring(wide.xml)
+    assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2", "3", "5", "6"]
+    cells = [(c.get("id"), c.get("cpus"), c.get("memory")) for c in root.findall("cpu/numa/cell")]
+    assert cells == [("0", "0-2", str(2 * 1024**2)), ("1", "3-4", str(2 * 1024**2))]
+    assert root.find("numatune/memory").attrib == {"mode": "strict", "nodeset": "0-1"}
+    assert [m.attrib for m in root.findall("numatune/memnode")] == [
+        {"cellid": "0", "mode": "strict", "nodeset": "0"}, {"cellid": "1", "mode": "strict", "nodeset": "1"}]
+    assert {r.key: r.value for r in wide.host_requirements}["host.hugepages_nodes"] == "0-1"
+    assert any("one guest NUMA cell per host node" in n.message for n in wide.notes)
+
+
+def test_housekeeping_is_kept_on_every_numa_node_of_a_package(catalog_of, tmp_path):
+    """One package split into 2 nodes (SNC/NPS2) used to keep only CPU 0: now a core per node."""
+    cpus = tuple(HostCpu(i, i, 0, i // 4) for i in range(8))  # socket 0, nodes 0 (0-3) and 1 (4-7)
+    host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
+    g = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
+                                                           ("vm.vcpus", "2", "--vcpus")])
+    root = etree.fromstring(g.xml)
+    assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
+    assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2"]
 
 
 def test_disks_networks_cdrom(catalog_of, tmp_path):

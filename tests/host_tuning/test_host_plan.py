@@ -210,6 +210,23 @@ def test_hugepages_per_numa_node_when_asked(catalog, make_host):
     assert plan.refusals and "NUMA nodes (0-1)" in plan.refusals[0]
 
 
+def test_pinned_vm_gets_its_hugepages_on_its_node(run_cli, make_host, tmp_path):
+    """Issue 11: a global reservation is spread over the nodes while the vCPUs (and now, strictly, the
+    memory) sit on one node; create records the node, and the plan reserves there."""
+    host = make_host(fakehost.intel())  # 8 CPUs, node 0: 0-3, node 1: 4-7
+    store = tmp_path / "store"
+    result = run_cli(["--host-root", str(host.root), "create", "tpin", "--name", "pin1", "--output", str(store),
+                      "--disk", "none", "--network", "none"])
+    assert result.exit_code == 0, result.output
+    xml = (store / "pin1" / "domain.xml").read_text()
+    assert "<memory mode=\"strict\" nodeset=\"0\"/>" in xml
+    plan = run_cli(["--host-root", str(host.root), "host", "plan", "tpin", "--vm", "pin1", "--output", str(store),
+                    "--json"])
+    changes = {c["knob"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert changes["hugepages.2M.node0"]["target"] == "1024" and "hugepages.2M.node1" not in changes
+    assert "hugepages.2M" not in changes  # no global pool the kernel would spread over both nodes
+
+
 def test_hugepages_per_node_that_does_not_fit_the_node(catalog, make_host):
     host = make_host(fakehost.intel(mem_gib=10))  # 5 GiB per node, reserve 1 GiB per node
     plan = plan_for(catalog, host, "tnuma", sets=("host.hugepages_nodes=0",))

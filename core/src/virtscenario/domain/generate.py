@@ -4,7 +4,8 @@ Phases (docs/plugin-hooks.md has the diagram): resolve (register_scenarios,
 register_settings, scenario_overrides; per-device ``--disk``/``--network`` values) ->
 adapt -> select_machine, select_launch_security -> fit the firmware request (and the launch type)
 to the host's firmware descriptors -> plan disks, NICs, share -> build
-(every section) -> customize_model -> domain_rules -> render -> postprocess_xml ->
+(every section) -> customize_model -> NUMA placement of the pinned vCPUs' memory -> domain_rules ->
+render -> postprocess_xml ->
 capability check (connected) -> RelaxNG validation.
 """
 
@@ -161,6 +162,8 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)
+    from .sections import numa
+    numa.place(domain, settings, ctx)  # memory follows the vCPUs, whoever pinned them
     _check_rules(catalog, domain, settings, notes)
 
     from .render import render_domain, to_bytes

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..records import Record, record
 from .sections.clock import Clock, Timer
-from .sections.cpu import Cpu, CpuFeature, CpuTopology, CpuTune, NumaCell, NumaTune, Pin, VcpuSched
+from .sections.cpu import Cpu, CpuFeature, CpuTopology, CpuTune, NumaCell, Pin, VcpuSched
 from .sections.devices import Channel, Console, Controller, Rng, Tpm, Watchdog
 from .sections.disks import Disk, DiskPlan, Encryption, ImagePlan
 from .sections.display import Graphics, Input, Sound, Video
@@ -22,6 +22,7 @@ from .sections.firmware import FirmwareFeature, FirmwarePlan, Os
 from .sections.lifecycle import Pm
 from .sections.memory import HugePage, MemBalloon, MemoryBacking, MemTune
 from .sections.nics import Interface, NetPlan
+from .sections.numa import MemNode, NumaTune
 from .sections.security import LaunchSecurity
 from .sections.vm import Metadata
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
     "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "FirmwarePlan", "Graphics",
-    "HugePage", "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune",
+    "HugePage", "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune", "MemNode",
     "MemoryBacking", "Metadata", "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm",
     "VcpuSched", "Video", "VmPlan", "Watchdog",
 ]
