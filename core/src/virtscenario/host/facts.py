@@ -181,8 +181,13 @@ def _pool(host: HostRoot, directory: str, node: int, size_kib: int) -> list[Huge
     return [HugePagePool(node, size_kib, int(total), int(free) if free.isdigit() else None)]
 
 
-def hugetlbfs_sizes(host: HostRoot) -> tuple[int, ...]:
-    """Page sizes (KiB) with a hugetlbfs mount: ``pagesize=`` or the default (Hugepagesize)."""
+def hugetlbfs_sizes(host: HostRoot) -> Optional[tuple[int, ...]]:
+    """Page sizes (KiB) with a hugetlbfs mount: ``pagesize=`` or the default (Hugepagesize).
+
+    None when the tree has no /proc/mounts (a partial --host-root: unknown, not "none").
+    """
+    if not host.exists("/proc/mounts"):
+        return None
     default = 0
     for line in host.read("/proc/meminfo", "").splitlines():
         if line.startswith("Hugepagesize:"):
