@@ -71,3 +71,23 @@ def test_dedicated_hint_note_with_a_known_host_does_not_ask_for_the_topology() -
     assert any("fewer than 6 vCPUs" in n for n in notes)
     offline = [n.message for n in gen("computation", host=None).notes if "kvm_hint_dedicated dropped" in n.message]
     assert "--connect or --host-root" in offline[0]
+
+
+# -- missing knobs ----------------------------------------------------------------------------------
+def test_desktop_turns_the_vmware_port_off() -> None:
+    """virt-install sets <vmport state='off'/> for SPICE guests (guest.py _add_spice_devices)."""
+    from lxml import etree
+    root = etree.fromstring(gen("desktop").xml)
+    assert root.find("features/vmport").get("state") == "off"
+    assert etree.fromstring(gen("computation").xml).find("features/vmport") is None
+
+
+def test_every_q35_guest_declares_virt_installs_root_ports() -> None:
+    """libvirt alone leaves one free pcie-root-port (qemuDomainAssignPCIAddresses); virt-install adds 14."""
+    from lxml import etree
+    for name in ("desktop", "computation", "securevm"):
+        root = etree.fromstring(gen(name).xml)
+        pci = [(c.get("index"), c.get("model")) for c in root.findall("devices/controller[@type='pci']")]
+        assert pci == [("0", "pcie-root")] + [(None, "pcie-root-port")] * 14, name
+    root = etree.fromstring(gen("desktop", cli_settings=[("devices.pcie_root_ports", "0", "--set")]).xml)
+    assert root.findall("devices/controller[@type='pci']") == []

@@ -216,6 +216,10 @@ FEATURES = (
     Choice("features.hyperv", False,
            "Hyper-V enlightenments only help Windows guests: for Windows, --set features.hyperv=on "
            "(virt-install enables them per OS)", f"{FD}#hypervisor-features"),
+    Choice("features.vmport", False,
+           "no VMware I/O port (the vmmouse backdoor, emulated by default): the USB tablet and the SPICE agent "
+           "already give an absolute pointer; virt-install turns it off for SPICE guests",
+           "https://github.com/virt-manager/virt-manager/blob/v5.0.0/virtinst/guest.py (_add_spice_devices)"),
     Choice("clock.offset", "utc",
            "the RTC in UTC, as Linux and libvirt expect; a Windows guest wants localtime unless told "
            "RealTimeIsUniversal (--set clock.offset=localtime)", f"{FD}#time-keeping"),

@@ -2,6 +2,7 @@
 
 ``<devices>`` ``<controller>``, ``<console>``, ``<channel>``, ``<tpm>``, ``<watchdog>`` and
 ``<rng>``; ``devices.iommu`` puts ``<driver iommu='on'/>`` on every virtio device.
+``devices.pcie_root_ports`` declares q35's root ports, so that some stay free for hotplug.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..xml import Element
 
 TPM_DOC = FD + "#tpm-device"
+#: virt-install adds 14 pcie-root-ports to every new q35 guest (Guest.num_pcie_root_ports).
+VIRTINST_ROOT_PORTS = ("https://github.com/virt-manager/virt-manager/blob/v5.0.0/virtinst/guest.py "
+                       "(num_pcie_root_ports, add_q35_pcie_controllers)")
 WD_DOC = FD + "#watchdog-device"
 
 SPECS = (
@@ -57,6 +61,13 @@ SPECS = (
     SettingSpec("console.serial", "bool", True, "Serial console on a pty (virsh console)",
                 rationale="a serial console reaches the guest when its network or display does not work",
                 reference=FD + "#consoles-serial-parallel-channel-devices"),
+    SettingSpec("devices.pcie_root_ports", "int", 14,
+                "pcie-root-port controllers of a q35 guest (its devices take some; the rest stay free for "
+                "hotplug)", minimum=0, maximum=200,
+                rationale="14, as virt-install adds to every new q35 guest: a PCIe device can only be hot-plugged "
+                          "into a free root port, and libvirt alone adds just one spare "
+                          "(qemuDomainAssignPCIAddresses); 0 leaves the ports to libvirt",
+                reference=VIRTINST_ROOT_PORTS),
     SettingSpec("devices.iommu", "bool", False, "iommu='on' on every virtio device (needed by SEV/TDX guests)",
                 rationale="off: the virtio IOMMU platform is only needed when the guest's memory is encrypted",
                 reference=FD + "#virtio-related-options"),
@@ -113,6 +124,14 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
     s = settings.value
     dev = dom.devices
     iommu = True if s("devices.iommu") else None
+    ports = s("devices.pcie_root_ports")
+    if ports and "q35" in (plan.machine or ""):
+        # virt-install's layout: pcie-root first (libvirt requires index 0), then the root ports;
+        # libvirt numbers them and puts devices into them, and adds more if the devices need more.
+        dev.controllers.append(Controller("pci", model="pcie-root", index=0))
+        dev.controllers.extend(Controller("pci", model="pcie-root-port") for _ in range(ports))
+    elif ports:
+        unused(ctx, settings, "devices.pcie_root_ports", f"machine {plan.machine} has no PCIe root ports")
     if any(d.bus == "scsi" for d in plan.disks):
         dev.controllers.append(Controller("scsi", model="virtio-scsi", index=0, iommu=iommu))
     if s("usb.controller") != "none":
