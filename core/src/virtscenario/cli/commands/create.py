@@ -158,11 +158,14 @@ def _note(message: str, level: str = "info") -> Any:
 
 
 def print_settings(gen: Any, catalog: Any) -> None:
-    from ..output import settings_rows, table
-    rows = settings_rows(gen.settings, catalog.registry, only_decided=True)
+    from ..output import hidden_footer, settings_rows, table
+    rows, hidden = settings_rows(gen.settings, catalog.registry, gen.provided.scenario, gen.provided.plugin)
     click.echo(f"\nSettings of {gen.domain.name} (scenario {gen.provided.scenario.name} "
                f"{gen.provided.scenario.version}):")
     click.echo(table(["KEY", "VALUE", "SOURCE", "WHY"], [[r[0], r[1], r[2], f"{r[3]} [{r[4]}]"] for r in rows]))
+    footer = hidden_footer(hidden)
+    if footer:
+        click.echo(f"{footer.replace('--all lists', 'scenarios show --all lists')}.")
 
 
 def print_plan(changes: list[Any]) -> None:

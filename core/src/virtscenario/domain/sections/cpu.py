@@ -39,7 +39,7 @@ SPECS = (
                 reference=f"{VIRTINST}/domain/cpu.py (_get_app_default_mode)"),
     SettingSpec("cpu.migratable", "bool", None, "host-passthrough: hide features that block migration",
                 rationale="unset: libvirt's default for host-passthrough is migratable='on'",
-                reference=CPU_DOC),
+                reference=CPU_DOC, applies_when=("cpu.mode=host-passthrough",)),
     SettingSpec("cpu.check", "choice", None, "How strictly libvirt checks the CPU definition",
                 ("none", "partial", "full"),
                 rationale="unset: libvirt picks the check for the mode (none for host-passthrough)",
@@ -47,7 +47,7 @@ SPECS = (
     SettingSpec("cpu.model", "str", None, "Named CPU model for mode=custom (e.g. EPYC, x86-64-v3 baselines)",
                 rationale="unset: a named model is only needed with cpu.mode=custom, to keep a fleet on one "
                           "CPU definition",
-                reference=CPU_DOC),
+                reference=CPU_DOC, applies_when=("cpu.mode=custom",)),
     SettingSpec("cpu.cache", "choice", None, "L3 cache information shown to the guest",
                 ("passthrough", "emulate", "disable"),
                 rationale="unset: QEMU's default cache description for the CPU model",
@@ -71,16 +71,17 @@ SPECS = (
                 rationale="one core per NUMA node stays with the host: libvirt's kvm-realtime kbase reserves host "
                           "CPUs 'in each NUMA node' (2 in its example); one core is tuned's realtime default "
                           "(calc_isolated_cores:1), which leaves the most CPUs to the guest",
-                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html"),
+                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html", applies_when=("cpu.pinning=auto",)),
     SettingSpec("cpu.scheduler", "choice", "none", "vCPU scheduler policy (fifo/rr for real time)",
                 ("none", "fifo", "rr"),
-                rationale="none: the host's normal scheduler; FIFO/RR vCPUs starve host tasks unless the "
-                          "host is set up for real time",
-                reference=TUNE_DOC),
+                rationale="none: vCPU threads run under the host's normal scheduler; a FIFO thread 'runs until "
+                          "either it is blocked by an I/O request, it is preempted by a higher priority thread, or "
+                          "it calls sched_yield', so only hosts set up for real time (isolated CPUs) want one",
+                reference="https://man7.org/linux/man-pages/man7/sched.7.html"),
     SettingSpec("cpu.priority", "int", 1, "Real-time priority for fifo/rr vCPU threads", minimum=1, maximum=99,
                 rationale="1, the lowest real-time priority, so the host's own real-time kernel threads still "
                           "preempt the vCPUs (libvirt's kvm-realtime kbase uses 1)",
-                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html"),
+                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html", applies_when=("cpu.scheduler!=none",)),
     SettingSpec("cpu.iothreads", "int", 0, "Number of iothreads; disks are spread over them",
                 minimum=0, maximum=64,
                 rationale="0: disk I/O runs in QEMU's main loop; scenarios with busy disks add iothreads",

@@ -35,7 +35,7 @@ SPECS = (
     SettingSpec("watchdog.action", "choice", "reset", "Watchdog action",
                 ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"),
                 rationale="reset: a hung guest is restarted, libvirt's default action",
-                reference=WD_DOC),
+                reference=WD_DOC, applies_when=("watchdog.model!=none",)),
     SettingSpec("tpm.model", "choice", "none", "TPM device", ("tpm-crb", "tpm-tis", "none"),
                 rationale="none: a TPM is for guests that measure their boot or store keys (Windows 11, "
                           "BitLocker, systemd-cryptenroll)",
@@ -44,10 +44,10 @@ SPECS = (
                 ("emulator", "passthrough"),
                 rationale="emulator: each VM gets its own swtpm TPM, whose state libvirt keeps per VM; "
                           "passthrough hands the host's one TPM to one guest",
-                reference=TPM_DOC),
+                reference=TPM_DOC, applies_when=("tpm.model!=none",)),
     SettingSpec("tpm.version", "choice", "2.0", "Emulated TPM version", ("2.0", "1.2"),
                 rationale="2.0: what current OSes require (TPM 1.2 only works with tpm-tis)",
-                reference=TPM_DOC),
+                reference=TPM_DOC, applies_when=("tpm.model!=none",)),
     SettingSpec("rng.model", "choice", "virtio", "Random number generator", ("virtio", "none"),
                 rationale="a virtio-rng fed by /dev/urandom gives the guest entropy at boot without draining "
                           "the host",
@@ -57,7 +57,7 @@ SPECS = (
                 reference=FD + "#channel"),
     SettingSpec("channel.vdagent", "bool", False, "SPICE vdagent channel (clipboard, resolution)",
                 rationale="off: the vdagent channel serves a SPICE display; desktop scenarios turn it on",
-                reference=FD + "#channel"),
+                reference=FD + "#channel", applies_when=("graphics.type=spice",)),
     SettingSpec("console.serial", "bool", True, "Serial console on a pty (virsh console)",
                 rationale="a serial console reaches the guest when its network or display does not work",
                 reference=FD + "#consoles-serial-parallel-channel-devices"),
@@ -70,7 +70,7 @@ SPECS = (
                 reference=VIRTINST_ROOT_PORTS),
     SettingSpec("devices.iommu", "bool", False, "iommu='on' on every virtio device (needed by SEV/TDX guests)",
                 rationale="off: the virtio IOMMU platform is only needed when the guest's memory is encrypted",
-                reference=FD + "#virtio-related-options"),
+                reference=FD + "#virtio-related-options", applies_when=("launch_security.type!=none",)),
 )
 
 

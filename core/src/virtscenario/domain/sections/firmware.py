@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ...records import Record, record
 from ...settings.types import SettingSpec
-from .refs import FD
+from .refs import FD, VIRTINST5
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...host.firmware import FirmwareDescriptor, FirmwareRequest, FirmwareSet
@@ -31,23 +31,24 @@ BOOT_DOC = FD + "#bios-bootloader"
 
 SPECS = (
     SettingSpec("vm.machine", "str", "q35", "Machine type; 'q35' lets libvirt pick the newest q35",
-                rationale="q35 (PCIe) is required by UEFI secure boot and confidential computing; the alias always "
-                          "maps to the newest versioned q35, never a hard-coded version",
-                reference=BOOT_DOC),
+                rationale="q35, the PCIe machine virt-install picks for new x86 guests; 'True secure boot is "
+                          "currently supported only on x86 architecture and with q35' (virt-install). The alias "
+                          "becomes the newest versioned q35 of the hypervisor, never a hard-coded version",
+                reference=f"{VIRTINST5}/guest.py (_set_default_machine, set_uefi_path)"),
     SettingSpec("firmware.type", "choice", "efi", "Firmware, chosen by libvirt's autoselection", ("efi", "bios"),
                 rationale="UEFI is what current OSes expect; libvirt picks the image from the firmware descriptors",
                 reference=BOOT_DOC),
     SettingSpec("firmware.secure_boot", "bool", None,
                 "Request a secure-boot capable firmware (unset: no preference)",
                 rationale="unset: libvirt's autoselection takes the first matching descriptor",
-                reference=BOOT_DOC),
+                reference=BOOT_DOC, applies_when=("firmware.type=efi",)),
     SettingSpec("firmware.enrolled_keys", "bool", None,
                 "Request firmware with Microsoft keys enrolled (unset: no preference)",
                 rationale="unset: libvirt's autoselection takes the first matching descriptor",
-                reference=BOOT_DOC),
+                reference=BOOT_DOC, applies_when=("firmware.type=efi",)),
     SettingSpec("firmware.stateless", "bool", False, "Stateless firmware (no NVRAM), as confidential guests need",
                 rationale="off: an NVRAM store keeps boot entries and secure-boot variables across reboots",
-                reference=BOOT_DOC),
+                reference=BOOT_DOC, applies_when=("firmware.type=efi",)),
 )
 
 

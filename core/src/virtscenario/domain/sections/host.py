@@ -49,7 +49,7 @@ SPECS = (
                 "Memory always left to the host when reserving hugepages", unit="MiB",
                 rationale="2 GiB stay with the host (its kernel, QEMU processes, page cache) however many "
                           "hugepages the VMs ask for",
-                reference=HUGETLB_DOC),
+                reference=HUGETLB_DOC, applies_when=("host.hugepages=on",)),
     SettingSpec("host.sev", "bool", None, "Enable AMD SEV in kvm_amd", rationale=UNSET,
                 reference=KBASE + "/launch_security_sev.html"),
     SettingSpec("host.isolated_cpus", "str", None, "Host CPUs isolated for real-time vCPUs (kernel cmdline)",
