@@ -150,3 +150,12 @@ def test_libvirt_9_0_refuses_smm_off_with_a_firmware_that_requires_it() -> None:
         "60-edk2-x86_64.json"
     assert select(fw, FirmwareRequest(stateless=True), LIBVIRT_9_0).error == \
         "Unable to find any firmware to satisfy 'efi'"
+
+
+def test_securevm_without_launch_security_keeps_its_firmware_choices_that_exist() -> None:
+    """What the CI boot does under TCG (no SEV): the scenario's stateless wish falls back, with a note."""
+    g = gen("securevm", cli_settings=sets(("launch_security.type", "none")))
+    root = etree.fromstring(g.xml)
+    assert root.find("launchSecurity") is None and root.find("os/loader") is None
+    assert "firmware.stateless dropped: no firmware descriptor in " in notes(g)
+    assert "/60-edk2-x86_64.json comes with an NVRAM varstore" in notes(g)

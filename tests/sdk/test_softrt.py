@@ -134,11 +134,11 @@ def test_hugepage_size_is_one_the_host_has_reserved(virtscenario_render, virtsce
     reserved_1g = virtscenario_make_host_root(reserved_hugepages={1048576: 2})
     result = virtscenario_render("softrt", host=reserved_1g)
     assert result.tree.find("memoryBacking/hugepages/page").get("size") == str(1024 * 1024)
-    assert any("1 GiB hugepages, reserved and free on NUMA node 0" in n for n in result.note_texts())
+    assert any("1 GiB hugepages, reserved on NUMA node 0" in n for n in result.note_texts())
     reserved_2m = virtscenario_make_host_root(reserved_hugepages={2048: 1024, 1048576: 1})  # 1 x 1G: too few
     result = virtscenario_render("softrt", host=reserved_2m)
     assert result.tree.find("memoryBacking/hugepages/page").get("size") == "2048"
-    assert any("2 MiB hugepages, reserved and free on NUMA node 0; 1 GiB pages are not" in n
+    assert any("2 MiB hugepages, reserved on NUMA node 0; 1 GiB pages are not" in n
                for n in result.note_texts())
     unmounted = virtscenario_make_host_root(reserved_hugepages={1048576: 2},
                                             files={"/proc/mounts": "proc /proc proc rw 0 0\n"})

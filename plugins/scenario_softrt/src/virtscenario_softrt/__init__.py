@@ -212,13 +212,13 @@ def _hugepages(domain: Domain, settings: Settings, host: HostInfo, context: Buil
     nodes = sorted({node_of.get(cpu, 0) for cpu in split.vcpu_cpus})
     where = f"NUMA node{'s' if len(nodes) > 1 else ''} {_fmt(nodes)}"
     if _ready(domain, host, GIB_KIB, nodes):
-        context.note(f"softrt: 1 GiB hugepages, reserved and free on {where}", source=PLUGIN)
+        context.note(f"softrt: 1 GiB hugepages, reserved on {where}", source=PLUGIN)
         return
     pages[0].size_kib = 2048
     count = -(-domain.memory // (GIB_KIB * 1024))
     boot = f"1 GiB pages need hugepagesz=1G hugepages={count} on the kernel command line"
     if _ready(domain, host, 2048, nodes):
-        context.note(f"softrt: 2 MiB hugepages, reserved and free on {where}; 1 GiB pages are not ({boot})",
+        context.note(f"softrt: 2 MiB hugepages, reserved on {where}; 1 GiB pages are not ({boot})",
                      source=PLUGIN)
     else:
         context.note(f"softrt: 2 MiB hugepages: none are reserved for this VM yet; the host plan reserves them on "

@@ -150,7 +150,7 @@ def fit(settings: Settings, launch: str, machine: str, fw: Optional[FirmwareSet]
     # The type may fall back when it was chosen for the user (auto) and no policy pins it.
     may_downgrade = launch == "sev-es" and s("launch_security.type") == "auto" and \
         s("launch_security.policy") is None
-    may_drop_stateless = stateless and not by_user["firmware.stateless"] and launch != "none"
+    may_drop_stateless = stateless and not by_user["firmware.stateless"]
     smm = s("features.smm")
     smm = True if smm is None and s("firmware.secure_boot") else smm
 
@@ -234,7 +234,10 @@ def _fit_notes(notes: list[Note], wanted: str, kind: str, stateless: bool, state
     if kind != wanted:
         notes.append(Note("info", f"launch security: SEV (policy 0x0003), not SEV-ES: no firmware descriptor in "
                                   f"{fw.origin} offers amd-sev-es"))
-    if stateless and not stateless_:
+    if stateless and not stateless_ and kind == "none":
+        notes.append(Note("info", f"firmware.stateless dropped: no firmware descriptor in {fw.origin} is "
+                                  f"stateless; {desc.path} comes with an NVRAM varstore"))
+    elif stateless and not stateless_:
         notes.append(Note("info", f"firmware.stateless dropped: no stateless firmware offers {kind}; "
                                   f"{NVRAM_NOT_MEASURED}"))
     if not features:
