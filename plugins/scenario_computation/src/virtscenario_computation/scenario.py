@@ -54,9 +54,9 @@ CPU = (
            "topology is known (--connect or --host-root); offline the core says it could not pin",
            f"{FD}#cpu-tuning"),
     Choice("cpu.housekeeping_cpus", 1,
-           "one core per socket (all its threads) stays with the host, the emulator and the iothreads, "
-           "as tuned's cpu-partitioning keeps at least one housekeeping CPU",
-           f"{TUNED}/cpu-partitioning/tuned.conf"),
+           "one core per NUMA node (all its threads) stays with the host, the emulator and the iothreads; "
+           "libvirt's kvm-realtime kbase keeps host CPUs 'in each NUMA node' for the same reason",
+           "https://libvirt.org/kbase/kvm-realtime.html"),
     Choice("cpu.iothreads", 4,
            "up to 4 virtio disks (system, scratch, data) each get their own iothread, pinned to the "
            "housekeeping core; the core declares only as many as there are virtio disks and says so. "
