@@ -14,8 +14,6 @@ order) and ``src/qemu/qemu_firmware.c`` (``qemuFirmwareMatchDomain``, first matc
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from typing import Optional
 
 from ..records import FrozenRecord, frozen_record
@@ -125,6 +123,7 @@ def read_firmware(host: HostRoot, extra_dirs: tuple[str, ...] = (),
 
 def parse_descriptor(name: str, path: str, text: str) -> Optional[FirmwareDescriptor]:
     """One descriptor, or None when it is not valid JSON of the firmware.json shape."""
+    import json
     try:
         data = json.loads(text)
         mapping = data["mapping"]
@@ -144,6 +143,7 @@ def parse_descriptor(name: str, path: str, text: str) -> Optional[FirmwareDescri
 
 
 def _machine_matches(glob: str, machine: str, arch_ok: bool) -> bool:
+    import fnmatch
     if not arch_ok:
         return False
     # libvirt expands the 'q35' alias to the newest pc-q35-X.Y before selecting firmware.
