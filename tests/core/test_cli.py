@@ -137,7 +137,8 @@ def test_scenarios_show_json_and_markdown(run):
     data = json.loads(out)
     assert code == 0 and data["scenario"] == "demo"
     by_key = {s["key"]: s for s in data["settings"]}
-    assert set(by_key["vm.vcpus"]) == {"key", "value", "layer", "origin", "source", "rationale", "reference"}
+    assert set(by_key["vm.vcpus"]) == {"key", "value", "layer", "origin", "source", "rationale", "reference", "shown"}
+    assert by_key["vm.vcpus"]["shown"] is True and by_key["clock.kvmclock"]["shown"] is False  # unset default
     assert (by_key["vm.vcpus"]["layer"], by_key["vm.vcpus"]["origin"]) == ("flag", "--set vm.vcpus")
     assert by_key["vm.vcpus"]["value"] == 3 and by_key["vm.vcpus"]["source"] == "flag --set vm.vcpus"
     code, out, _ = run("scenarios", "show", "demo", "--format", "markdown")

@@ -136,11 +136,17 @@ def test_hook_select_launch_security(tmp_path):
     auto = [("launch_security.type", "auto", "--set")]
     with pytest.raises(ConfigError, match="needs --connect"):
         lab_vm(tmp_path=tmp_path, cli_settings=auto)
-    xml = lab_vm(("ls", example("select_launch_security")), tmp_path=tmp_path,
-                 cli_settings=auto + [("devices.iommu", "on", "--set"), ("memory.hard_limit_overhead", "256", "--set")])
+    sets = auto + [("devices.iommu", "on", "--set"), ("memory.hard_limit_overhead", "256", "--set")]
+    xml = lab_vm(("ls", example("select_launch_security")), tmp_path=tmp_path, cli_settings=sets)
     root = etree.fromstring(xml)
+    # the plugin answered sev-es; with the firmware descriptors unknown the core keeps plain SEV (auto)
     assert root.find("launchSecurity").get("type") == "sev"
-    assert root.findtext("launchSecurity/policy") == "0x0007"
+    assert root.findtext("launchSecurity/policy") == "0x0003"
+    from virtscenario.host.firmware import read_firmware
+    data = Path(__file__).resolve().parent.parent / "data" / "firmware"
+    es = read_firmware(HostRoot(data / "with-sev-es"), dirs=("/",))
+    xml = lab_vm(("ls", example("select_launch_security")), tmp_path=tmp_path, cli_settings=sets, firmware=es)
+    assert etree.fromstring(xml).findtext("launchSecurity/policy") == "0x0007"
 
 
 def test_hook_host_checks(tmp_path):

@@ -75,9 +75,13 @@ def test_rule_sev_requirements(catalog_of, tmp_path):
 
 
 def test_rule_migratable(catalog_of, tmp_path):
-    with pytest.raises(ValidationError, match="cache=writeback; libvirt refuses migration"):
-        gen(catalog_of, tmp_path, cli_settings=[("vm.migratable", "on", "--set"), ("filesystem.share", "off", "--set"),
-                                                ("cpu.mode", "host-model", "--set")])
+    base = [("vm.migratable", "on", "--set"), ("filesystem.share", "off", "--set")]
+    with pytest.raises(ValidationError, match="host-passthrough is only safe between identical hosts"):
+        gen(catalog_of, tmp_path, cli_settings=base)
+    # writeback migrates on shared storage (libvirt qemuMigrationSrcIsSafe: QEMU drops the page cache)
+    g = gen(catalog_of, tmp_path, cli_settings=[*base, ("cpu.mode", "host-model", "--set"),
+                                                ("disk.cache", "writeback", "--set")])
+    assert etree.fromstring(g.xml).find("devices/disk/driver").get("cache") == "writeback"
 
 
 def test_launch_security_needs_new_enough_libvirt(catalog_of, tmp_path):
@@ -119,8 +123,14 @@ def test_launch_security_auto_picks_strongest(catalog_of, tmp_path):
     sev = replace(CAPS, sev=SevCaps(True, 47, 1, 15, 494))
     settings = [("launch_security.type", "auto", "--set"), ("devices.iommu", "on", "--set"),
                 ("memory.hard_limit_overhead", "256", "--set"), ("filesystem.share", "off", "--set")]
-    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings).xml)
+    from virtscenario.host.firmware import read_firmware
+    from virtscenario.host.root import HostRoot
+    es_firmware = read_firmware(HostRoot(Path(__file__).parent.parent / "data/firmware/with-sev-es"), dirs=("/",))
+    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings, firmware=es_firmware).xml)
     assert root.findtext("launchSecurity/policy") == "0x0007" and root.findtext("launchSecurity/cbitpos") == "47"
+    # without descriptors to check (a remote host) auto keeps SEV, which every SEV-capable OVMF offers
+    root = etree.fromstring(gen(catalog_of, tmp_path, caps=sev, cli_settings=settings).xml)
+    assert root.findtext("launchSecurity/policy") == "0x0003"
     with pytest.raises(VirtscenarioError, match="supports no confidential computing"):
         gen(catalog_of, tmp_path, caps=CAPS, cli_settings=settings)
 
@@ -142,19 +152,50 @@ def test_pinning_uses_host_topology(catalog_of, tmp_path):
     assert any("vCPUs are not pinned" in n.message for n in g.notes)
 
 
-def test_pinning_keeps_memory_on_the_vcpus_numa_node(catalog_of, tmp_path):
-    # 2 sockets = 2 nodes, 4 cores each, no SMT: housekeeping takes core 0 of each socket.
+def test_pinning_binds_memory_to_the_vcpus_numa_node(catalog_of, tmp_path):
+    """Issue 11: 'preferred' let the kernel take remote memory silently; now strict, and the host plan
+    is told which node holds the hugepages."""
+    # 2 sockets = 2 nodes, 4 cores each, no SMT: housekeeping takes core 0 of each node.
     cpus = tuple(HostCpu(i, i % 4, i // 4, i // 4) for i in range(8))
     host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
-    settings = [("cpu.pinning", "auto", "--set"), ("vm.vcpus", "3", "--vcpus")]
-    root = etree.fromstring(gen(catalog_of, tmp_path, host=host, cli_settings=settings).xml)
+    settings = [("cpu.pinning", "auto", "--set"), ("vm.vcpus", "3", "--vcpus"), ("memory.hugepages", "on", "--set"),
+                ("vm.memory", "4GiB", "--memory")]
+    g = gen(catalog_of, tmp_path, host=host, cli_settings=settings)
+    root = etree.fromstring(g.xml)
     assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2", "3"]
     assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
-    assert root.find("numatune/memory").attrib == {"mode": "preferred", "nodeset": "0"}
-    wide = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
-                                                               ("vm.vcpus", "5", "--vcpus")])
-    assert etree.fromstring(wide.xml).find("numatune") is None
-    assert any("span NUMA nodes 0-1" in n.message for n in wide.notes)
+    assert root.find("numatune/memory").attrib == {"mode": "strict", "nodeset": "0"}
+    assert root.find("cpu/numa") is None
+    reqs = {r.key: r.value for r in g.host_requirements}
+    assert reqs["host.hugepages_nodes"] == "0"
+
+
+def test_vcpus_spanning_nodes_get_guest_numa_cells(catalog_of, tmp_path):
+    cpus = tuple(HostCpu(i, i % 4, i // 4, i // 4) for i in range(8))
+    host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
+    wide = gen(catalog_of, tmp_path, host=host, cli_settings=[
+        ("cpu.pinning", "auto", "--set"), ("vm.vcpus", "5", "--vcpus"), ("memory.hugepages", "on", "--set"),
+        ("vm.memory", "4GiB", "--memory")])
+    root = etree.fromstring(wide.xml)
+    assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2", "3", "5", "6"]
+    cells = [(c.get("id"), c.get("cpus"), c.get("memory")) for c in root.findall("cpu/numa/cell")]
+    assert cells == [("0", "0-2", str(2 * 1024**2)), ("1", "3-4", str(2 * 1024**2))]
+    assert root.find("numatune/memory").attrib == {"mode": "strict", "nodeset": "0-1"}
+    assert [m.attrib for m in root.findall("numatune/memnode")] == [
+        {"cellid": "0", "mode": "strict", "nodeset": "0"}, {"cellid": "1", "mode": "strict", "nodeset": "1"}]
+    assert {r.key: r.value for r in wide.host_requirements}["host.hugepages_nodes"] == "0-1"
+    assert any("one guest NUMA cell per host node" in n.message for n in wide.notes)
+
+
+def test_housekeeping_is_kept_on_every_numa_node_of_a_package(catalog_of, tmp_path):
+    """One package split into 2 nodes (SNC/NPS2) used to keep only CPU 0: now a core per node."""
+    cpus = tuple(HostCpu(i, i, 0, i // 4) for i in range(8))  # socket 0, nodes 0 (0-3) and 1 (4-7)
+    host = HostInfo(cpus=cpus, memory_bytes=32 * 2**30)
+    g = gen(catalog_of, tmp_path, host=host, cli_settings=[("cpu.pinning", "auto", "--set"),
+                                                           ("vm.vcpus", "2", "--vcpus")])
+    root = etree.fromstring(g.xml)
+    assert root.find("cputune/emulatorpin").get("cpuset") == "0,4"
+    assert [p.get("cpuset") for p in root.findall("cputune/vcpupin")] == ["1", "2"]
 
 
 def test_disks_networks_cdrom(catalog_of, tmp_path):

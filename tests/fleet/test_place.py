@@ -113,7 +113,7 @@ def test_dedicated_and_isolated_cpus() -> None:
     h = host("h", "amd-sev-es.xml", running=pinned)
     n = needs("computation", "memory.hugepages=off", vcpus="11")
     assert reasons(place(n, [h]))["h"] == ("CPU pinning: needs 11 CPUs of its own; the host has 10 left after 1 "
-                                           "housekeeping core(s) per socket and 2 pinned by running VMs",)
+                                           "housekeeping core(s) per NUMA node and 2 pinned by running VMs",)
     assert place(needs("computation", "memory.hugepages=off", vcpus="10"), [h]).chosen is not None
     n = needs("desktop", "host.isolated_cpus=2-31")
     assert "isolated CPUs: host.isolated_cpus=2-31 names CPUs the host does not have (16-31; it has 16)" in \

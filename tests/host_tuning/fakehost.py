@@ -49,11 +49,13 @@ class HostSpec:
         "zram0": ("", False),
         "dm-0": ("none\n", False),
     })
+    block_queues: dict[str, int] = field(default_factory=lambda: {"nvme0n1": 4})  # hardware queues (default 1)
     thp_enabled: str = "always [madvise] never\n"
     thp_defrag: str = "always defer defer+madvise [madvise] never\n"
     thp_shmem: Optional[str] = "always within_size advise [never] deny force\n"  # None: an older kernel
     ksm: bool = True
     ksm_run: str = "0\n"
+    ksm_pages_shared: str = "0\n"
     merge_across_nodes: Optional[str] = "1\n"
     swappiness: str = "60\n"
     tools: tuple[str, ...] = ("/usr/bin/qemu-img", "/usr/bin/swtpm", "/usr/libexec/virtiofsd")
@@ -154,7 +156,7 @@ def build(root: Path, spec: HostSpec) -> Path:
         put("/sys/kernel/mm/transparent_hugepage/shmem_enabled", spec.thp_shmem)
     if spec.ksm:
         put("/sys/kernel/mm/ksm/run", spec.ksm_run)
-        put("/sys/kernel/mm/ksm/pages_shared", "0\n")
+        put("/sys/kernel/mm/ksm/pages_shared", spec.ksm_pages_shared)
         if spec.merge_across_nodes is not None:
             put("/sys/kernel/mm/ksm/merge_across_nodes", spec.merge_across_nodes)
     for name, (scheduler, real) in spec.block.items():
@@ -163,6 +165,9 @@ def build(root: Path, spec: HostSpec) -> Path:
         put(f"{base}/queue/rotational", "1\n" if name == "sda" else "0\n")
         if real:
             put(f"{base}/device/model", "FAKE DISK\n")
+            # blk-mq: one directory per hardware queue (NVMe: one per CPU; SATA, virtio here: one)
+            for queue in range(spec.block_queues.get(name, 1)):
+                put(f"{base}/mq/{queue}/nr_tags", "1023\n")
     for unit in spec.iommu_units:
         put(f"/sys/class/iommu/{unit}/uevent", "")
     if spec.kvm_module:

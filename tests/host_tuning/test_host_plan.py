@@ -45,9 +45,23 @@ def test_io_scheduler_only_real_devices_and_offered_schedulers(catalog, make_hos
     io = {k: a for k, a in by_knob(plan).items() if k.startswith("io_scheduler")}
     # loop0, zram0 and dm-0 are never touched; vda does not offer bfq: advice, not a write.
     assert set(io) == {"io_scheduler.nvme0n1", "io_scheduler.sda", "io_scheduler.vda"}
-    assert io["io_scheduler.nvme0n1"].op == "tunable" and io["io_scheduler.nvme0n1"].change.target == "bfq"
+    assert io["io_scheduler.sda"].op == "tunable" and io["io_scheduler.sda"].change.target == "bfq"
     assert io["io_scheduler.sda"].change.path == "/sys/block/sda/queue/scheduler"
     assert io["io_scheduler.vda"].op == "advice" and "modprobe bfq" in io["io_scheduler.vda"].change.reason
+
+
+@pytest.mark.parametrize("scheduler", ["bfq", "mq-deadline"])
+def test_fast_multiqueue_devices_stay_at_none(catalog, make_host, scheduler):
+    """The kernel gives multi-queue devices no scheduler (elevator.c: 'If we have multiple queues ...
+    default to none'), and BFQ's per-request overhead caps IOPS (bfq-iosched.rst): NVMe is left alone."""
+    plan = build_plan([req("host.io_scheduler", scheduler, "x")], make_host(fakehost.amd_sev()))
+    nvme = by_knob(plan)["io_scheduler.nvme0n1"]
+    assert not nvme.needed and nvme.op == "advice"
+    assert (nvme.change.current, nvme.change.target) == ("none", "none")
+    assert "4 hardware queues" in nvme.change.reason
+    # a single-queue NVMe (or any single-queue device) is a candidate like a SATA disk
+    one_queue = make_host(fakehost.amd_sev(block_queues={"nvme0n1": 1}))
+    assert by_knob(build_plan([req("host.io_scheduler", scheduler, "x")], one_queue))["io_scheduler.nvme0n1"].needed
 
 
 def test_no_real_block_device_is_advice(catalog, make_host):
@@ -57,7 +71,7 @@ def test_no_real_block_device_is_advice(catalog, make_host):
 
 
 def test_conflict_between_two_stored_vms_names_scenarios_and_rule(catalog, make_host):
-    host = make_host(fakehost.amd_sev())
+    host = make_host(fakehost.amd_sev(ksm_run="1\n"))
     reqs = gather("tdesk").requirements + gather("tsec").requirements
     plan = build_plan(reqs, host)
     knobs = by_knob(plan)
@@ -69,7 +83,7 @@ def test_conflict_between_two_stored_vms_names_scenarios_and_rule(catalog, make_
     assert swap.target == "10" and "lowest swappiness wins" in swap.conflict
     thp = knobs["thp.enabled"].change
     assert thp.target == "madvise" and "never > madvise > always" in thp.conflict
-    io = knobs["io_scheduler.nvme0n1"].change
+    io = knobs["io_scheduler.sda"].change
     assert io.target == "mq-deadline" and "mq-deadline > bfq" in io.conflict
     assert len(plan.conflicts) >= 4 and any(c.startswith("ksm.run: ") for c in plan.conflicts)
 
@@ -104,6 +118,17 @@ def test_ksm_merge_across_nodes_is_left_alone_on_one_node(catalog, make_host):
     assert merge.op == "advice" and (merge.change.current, merge.change.target) == ("1", "1")
     assert "one NUMA node" in merge.change.reason
     assert "ksm.run (unmerge first)" not in by_knob(plan)
+
+
+def test_ksm_already_stopped_with_nothing_merged_is_no_change(catalog, make_host):
+    """run=0 and pages_shared=0: writing 2 (stop and unmerge) would change nothing (ksm.rst)."""
+    plan = plan_for(catalog, make_host(fakehost.amd_sev()), "tsec")
+    run = by_knob(plan)["ksm.run"]
+    assert not run.needed and run.change.current == run.change.target == "0"
+    assert "nothing is merged" in run.change.reason
+    merged = make_host(fakehost.amd_sev(ksm_pages_shared="1200\n"))  # stopped, but pages still merged
+    run = by_knob(plan_for(catalog, merged, "tsec"))["ksm.run"]
+    assert run.needed and (run.change.current, run.change.target) == ("0", "2")
 
 
 def test_ksm_missing_from_kernel_is_advice(catalog, make_host):
@@ -185,6 +210,23 @@ def test_hugepages_per_numa_node_when_asked(catalog, make_host):
     assert plan.refusals and "NUMA nodes (0-1)" in plan.refusals[0]
 
 
+def test_pinned_vm_gets_its_hugepages_on_its_node(run_cli, make_host, tmp_path):
+    """Issue 11: a global reservation is spread over the nodes while the vCPUs (and now, strictly, the
+    memory) sit on one node; create records the node, and the plan reserves there."""
+    host = make_host(fakehost.intel())  # 8 CPUs, node 0: 0-3, node 1: 4-7
+    store = tmp_path / "store"
+    result = run_cli(["--host-root", str(host.root), "create", "tpin", "--name", "pin1", "--output", str(store),
+                      "--disk", "none", "--network", "none"])
+    assert result.exit_code == 0, result.output
+    xml = (store / "pin1" / "domain.xml").read_text()
+    assert "<memory mode=\"strict\" nodeset=\"0\"/>" in xml
+    plan = run_cli(["--host-root", str(host.root), "host", "plan", "tpin", "--vm", "pin1", "--output", str(store),
+                    "--json"])
+    changes = {c["knob"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert changes["hugepages.2M.node0"]["target"] == "1024" and "hugepages.2M.node1" not in changes
+    assert "hugepages.2M" not in changes  # no global pool the kernel would spread over both nodes
+
+
 def test_hugepages_per_node_that_does_not_fit_the_node(catalog, make_host):
     host = make_host(fakehost.intel(mem_gib=10))  # 5 GiB per node, reserve 1 GiB per node
     plan = plan_for(catalog, host, "tnuma", sets=("host.hugepages_nodes=0",))
@@ -201,8 +243,12 @@ def test_sev_module_options_written_correctly_with_cmdline_advice(catalog, make_
     assert lines == ["options kvm_amd sev=1 sev_es=1 sev_snp=1"]  # never "options mem_encrypt=on ..." (bug 18)
     assert sev.change.reboot_required and "never reloads" in sev.change.reason
     assert (sev.change.current, sev.change.target) == ("sev=0 sev_es=0 sev_snp=0", "sev=1 sev_es=1 sev_snp=1")
-    assert knobs["kernel cmdline (SEV)"].change.target == "mem_encrypt=on"
-    assert knobs["kernel cmdline (SEV)"].change.advice_only
+    # SME (mem_encrypt=on) protects the host's own memory; SEV guests do not need it: optional advice,
+    # never a kernel command line the plan (or its tuned profile) asks for.
+    assert "kernel cmdline (SEV)" not in knobs
+    sme = knobs["host memory encryption (SME, optional)"].change
+    assert sme.target == "mem_encrypt=on" and sme.advice_only and not sme.reboot_required
+    assert "not needed by SEV guests" in sme.reason
     assert knobs["kernel cmdline (SEV-SNP)"].change.target == "amd_iommu=on"
 
 
@@ -210,7 +256,7 @@ def test_sev_without_snp_flag_leaves_sev_snp_out(catalog, make_host):
     spec = fakehost.amd_sev_disabled(flags=("svm", "sev", "sev_es"), cmdline="ro mem_encrypt=on")
     knobs = by_knob(plan_for(catalog, make_host(spec), "tsec"))
     assert knobs["kvm_amd options"].data.decode().splitlines()[-1] == "options kvm_amd sev=1 sev_es=1"
-    assert "kernel cmdline (SEV)" not in knobs
+    assert "host memory encryption (SME, optional)" not in knobs
 
 
 def test_sev_already_enabled_is_no_change(catalog, make_host):
@@ -257,7 +303,7 @@ def test_host_plan_hook_for_create_returns_changes_and_refusals_as_advice(catalo
 
 
 def test_cli_plan_table_json_and_conflicts_across_vms(run_cli, make_host, tmp_path):
-    host = make_host(fakehost.amd_sev())
+    host = make_host(fakehost.amd_sev(ksm_run="1\n"))
     store = tmp_path / "store"
     for name, scenario in (("deskvm", "tdesk"), ("secvm", "tsec")):
         result = run_cli(["--host-root", str(host.root), "create", scenario, "--name", name, "--output", str(store),
@@ -269,7 +315,9 @@ def test_cli_plan_table_json_and_conflicts_across_vms(run_cli, make_host, tmp_pa
     assert result.exit_code == 0, result.output
     assert "Conflicts (resolved by rule):" in result.stdout
     assert "  ksm.run: tdesk (deskvm) wants on; tsec (secvm) wants off -> off (rule: safety first" in result.stdout
-    assert "3 change(s) to make: virtscenario host apply tdesk --vm deskvm --vm secvm" in result.stdout
+    # ksm.run 1 -> 2 and swappiness 60 -> 10; THP is already madvise, sda and vda already mq-deadline,
+    # and the multi-queue NVMe stays at none
+    assert "2 change(s) to make: virtscenario host apply tdesk --vm deskvm --vm secvm" in result.stdout
     result = run_cli(["--host-root", str(host.root), "host", "plan", "tdesk", "--vm", "deskvm", "--vm", "secvm",
                       "--output", str(store), "--json"])
     data = json.loads(result.stdout)

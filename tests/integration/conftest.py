@@ -68,10 +68,15 @@ def remove_domain(conn: Any, name: str) -> None:
     dom.undefine()
 
 
+#: Prefix of every domain the tests create; on a daemon shared with others, give yours
+#: (VIRTSCENARIO_TEST_DOMAIN_PREFIX=mybranch) so that what is left over is recognisably yours.
+DOMAIN_PREFIX = re.sub(r"[^A-Za-z0-9-]+", "-", os.environ.get("VIRTSCENARIO_TEST_DOMAIN_PREFIX", "vs-it"))[:20]
+
+
 def unique_name(label: str) -> str:
     """A domain name no other run or test uses (definitions persist in /etc/libvirt/qemu)."""
     slug = re.sub(r"[^A-Za-z0-9-]+", "-", label).strip("-")[:24] or "vm"
-    return f"vs-it-{slug}-{uuid.uuid4().hex[:8]}"
+    return f"{DOMAIN_PREFIX}-{slug}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")

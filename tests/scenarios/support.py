@@ -1,5 +1,5 @@
 """Shared inputs for the scenario tests: the three plugins on a fresh plugin manager,
-a fixed host, fixed identities, and a one-call ``generate``.
+a fixed host with Debian 12's firmware descriptors, fixed identities, and a one-call ``generate``.
 
 Nothing here reads the machine the tests run on, so goldens do not depend on it.
 """
@@ -14,6 +14,8 @@ import virtscenario_desktop
 import virtscenario_securevm
 from virtscenario.api import DomainCaps, HostCpu, HostInfo, SevCaps
 from virtscenario.domain.generate import Generated, Request, generate
+from virtscenario.host.firmware import FirmwareSet, read_firmware
+from virtscenario.host.root import HostRoot
 from virtscenario.plugin.builtin import choices, rules
 from virtscenario.plugin.hooks import Catalog
 from virtscenario.plugin.manager import VirtscenarioPluginManager
@@ -24,6 +26,14 @@ MODULES = {"desktop": virtscenario_desktop, "computation": virtscenario_computat
            "securevm": virtscenario_securevm}
 LIBVIRT_9_0 = 9_000_000
 STORE = Path("/var/lib/virtscenario/vms")
+FIRMWARE_DATA = Path(__file__).resolve().parent.parent / "data" / "firmware"
+
+
+def firmware_set(name: str = "debian12") -> FirmwareSet:
+    """A recorded descriptor set (tests/data/firmware/NAME, see its README.md)."""
+    found = read_firmware(HostRoot(FIRMWARE_DATA / name), dirs=("/",))
+    assert found is not None and found.descriptors, name
+    return found
 
 
 def plugin_manager() -> VirtscenarioPluginManager:
@@ -58,8 +68,9 @@ def identity(name: str) -> Identity:
 
 
 def golden_request(name: str) -> Request:
+    """Offline for a known host: the EPYC fixture with Debian 12's firmware descriptors (libvirt 9.0)."""
     return Request(scenario=name, name=f"golden-{name}", store_root=STORE, host=epyc_host(),
-                   libvirt_version=LIBVIRT_9_0, identity=identity(name))
+                   libvirt_version=LIBVIRT_9_0, firmware=firmware_set("debian12"), identity=identity(name))
 
 
 def gen(name: str, cat: Optional[Catalog] = None, **overrides: Any) -> Generated:

@@ -50,4 +50,10 @@ def test_golden_notes_are_the_expected_adaptations() -> None:
     assert len(desktop) == 1 and "refuses <readonly/> on virtiofs" in desktop[0]
     computation = [n.message for n in gen("computation").notes]
     assert computation == ["cpu.iothreads=4 reduced to 1: one iothread per virtio disk"]
-    assert gen("securevm").notes == []
+    securevm = [n.message for n in gen("securevm").notes]
+    # Debian 12's firmware descriptors: no amd-sev-es, no stateless build (issue 11)
+    assert len(securevm) == 3 and all(n.level == "info" for n in gen("securevm").notes)
+    assert securevm[0].startswith("launch security: SEV (policy 0x0003), not SEV-ES: no firmware descriptor in ")
+    assert securevm[1].startswith("firmware.stateless dropped: no stateless firmware offers sev")
+    assert securevm[2] == ("firmware: libvirt's autoselection takes /60-edk2-x86_64.json "
+                           "(/usr/share/OVMF/OVMF_CODE_4M.fd)")

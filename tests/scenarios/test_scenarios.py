@@ -12,7 +12,7 @@ from virtscenario.settings.resolve import resolve_scenario as resolve_settings
 from virtscenario.settings.userfile import UserConfig
 from virtscenario.types import Choice, Scenario
 
-from .support import LIBVIRT_9_0, PLAIN_CAPS, SCENARIOS, catalog, epyc_host, gen, sets, sev_caps
+from .support import LIBVIRT_9_0, PLAIN_CAPS, SCENARIOS, catalog, epyc_host, firmware_set, gen, sets, sev_caps
 
 #: Every knob upstream's scenarios decide (upstream-virt-scenario.md §2-§3): each of ours decides it too.
 UPSTREAM_KNOBS = (
@@ -90,7 +90,7 @@ def test_host_requirements_are_stated() -> None:
         "desktop": {"host.thp": "madvise", "host.ksm": "off", "host.swappiness": 35, "host.io_scheduler": "bfq"},
         "computation": {"host.hugepages": True, "host.ksm": "off", "host.ksm_merge_across_nodes": False,
                         "host.swappiness": 10, "host.io_scheduler": "mq-deadline", "host.thp": "madvise"},
-        "securevm": {"host.sev": True, "host.ksm": "off", "host.swappiness": 10, "host.io_scheduler": "mq-deadline"},
+        "securevm": {"host.sev": True, "host.ksm": "off", "host.swappiness": 10},
     }
     for name, wanted in expected.items():
         reqs = {r.key: r for r in gen(name).host_requirements}
@@ -209,30 +209,35 @@ def test_securevm_defining_settings() -> None:
     assert s.value("memory.balloon") == "none" and s.value("channel.guest_agent") is False
 
 
-def test_securevm_offline_is_sev_with_the_es_policy_and_every_virtio_device_uses_the_iommu() -> None:
+def test_securevm_on_debian12_is_sev_and_every_virtio_device_uses_the_iommu() -> None:
+    """Debian 12's descriptors offer amd-sev, split flash only: SEV (0x0003) with an NVRAM, which starts."""
     root = xml(gen("securevm"))
     ls = root.find("launchSecurity")
-    assert ls.get("type") == "sev" and ls.findtext("policy") == "0x0007" and ls.find("cbitpos") is None
+    assert ls.get("type") == "sev" and ls.findtext("policy") == "0x0003" and ls.find("cbitpos") is None
     drivers = [d for d in root.iter("driver") if d.getparent().tag in ("disk", "interface", "rng", "memballoon",
                                                                           "video", "controller")]
     assert drivers and all(d.get("iommu") == "on" for d in drivers)
     assert root.find("devices/disk/source/encryption").get("format") == "luks"
     assert root.find("devices/filesystem") is None and root.find("devices/memballoon").get("model") == "none"
-    assert root.find("os/loader").get("stateless") == "yes"
+    assert root.find("os/loader") is None
+    # a host with a stateless SEV-ES build gets what securevm asks for
+    stateless = xml(gen("securevm", firmware=firmware_set("stateless-amdsev")))
+    assert stateless.findtext("launchSecurity/policy") == "0x0007"
+    assert stateless.find("os/loader").get("stateless") == "yes"
 
 
 def test_securevm_connected_picks_the_strongest_type() -> None:
-    es = xml(gen("securevm", caps=sev_caps()))
+    es = xml(gen("securevm", caps=sev_caps(), firmware=firmware_set("with-sev-es")))
     assert es.find("launchSecurity").get("type") == "sev" and es.findtext("launchSecurity/policy") == "0x0007"
     assert es.findtext("launchSecurity/cbitpos") == "51" and es.findtext("launchSecurity/reducedPhysBits") == "1"
-    plain = xml(gen("securevm", caps=sev_caps(es_guests=0)))
+    plain = xml(gen("securevm", caps=sev_caps(es_guests=0), firmware=firmware_set("with-sev-es")))
     assert plain.findtext("launchSecurity/policy") == "0x0003"
     snp = gen("securevm", caps=sev_caps(snp=True, libvirt_version=10_005_000), libvirt_version=10_005_000,
-              schema="/nonexistent/domain.rng")  # the installed 9.0 schema does not know sev-snp
+              firmware=firmware_set("snp"), schema="/nonexistent/domain.rng")  # 9.0's schema lacks sev-snp
     ls = xml(snp).find("launchSecurity")
     assert ls.get("type") == "sev-snp" and ls.findtext("policy") == "0x00030000"
     tdx = xml(gen("securevm", caps=replace(PLAIN_CAPS, tdx=True, libvirt_version=11_006_000),
-                  libvirt_version=11_006_000, schema="/nonexistent/domain.rng"))
+                  libvirt_version=11_006_000, firmware=firmware_set("tdx"), schema="/nonexistent/domain.rng"))
     assert tdx.find("launchSecurity").get("type") == "tdx" and tdx.findtext("launchSecurity/policy") == "0x10000000"
 
 

@@ -66,7 +66,7 @@ def test_too_few_cpus_is_refused_in_one_line() -> None:
         compute_split(assumed_host(4), vcpus=4, housekeeping_cores=1)
     text = str(err.value)
     assert "\n" not in text
-    assert text.startswith("softrt: the host has 4 CPUs; keeping 1 core(s) per socket for housekeeping (0) "
+    assert text.startswith("softrt: the host has 4 CPUs; keeping 1 core(s) per NUMA node for housekeeping (0) "
                            "leaves 3 dedicated CPU(s) for 4 real-time vCPUs: use --vcpus 3")
     with pytest.raises(VirtscenarioError, match="leaves 0 dedicated.*softrt.use_smt_siblings=on"):
         compute_split(assumed_host(4, threads_per_core=2), vcpus=1, housekeeping_cores=2)
@@ -87,7 +87,8 @@ def test_offline_xml_has_the_kbase_elements(virtscenario_render) -> None:
     assert t.find("features/kvm/hint-dedicated").get("state") == "on"
     assert t.find("cpu/feature[@name='tsc-deadline']").get("policy") == "require"
     assert t.find("cpu/topology").attrib == {"sockets": "1", "dies": "1", "cores": "2", "threads": "1"}
-    assert t.find("memoryBacking/hugepages/page").get("size") == str(1024 * 1024)  # assumed host offers 1G
+    # the assumed host offers 1 GiB pages but has none reserved: 2 MiB, which the host plan reserves
+    assert t.find("memoryBacking/hugepages/page").get("size") == "2048"
     assert t.find("memoryBacking/locked") is not None and t.find("memoryBacking/nosharepages") is not None
     assert int(t.findtext("memtune/hard_limit")) == int(t.findtext("memory")) + 1024 * 1024
     assert t.find("devices/memballoon").get("model") == "none"
@@ -121,19 +122,64 @@ def test_real_topology_from_a_host_root(virtscenario_render, virtscenario_make_h
     assert result.tree.find("cputune/emulatorpin").get("cpuset") == "0-4,8-12"
 
 
-def test_hugepages_1g_or_2m(virtscenario_render, virtscenario_make_host_root) -> None:
-    no_1g = virtscenario_make_host_root(hugepage_sizes_kib=(2048,))
-    result = virtscenario_render("softrt", host=no_1g)
+def test_hugepage_size_is_one_the_host_has_reserved(virtscenario_render, virtscenario_make_host_root) -> None:
+    """Issue 11: 1 GiB pages were picked whenever the host *offered* the size; with none reserved libvirt
+    fails ("Unable to find any usable hugetlbfs mount for 1048576 KiB")."""
+    offered = virtscenario_make_host_root()  # offers 2M and 1G, reserves none
+    result = virtscenario_render("softrt", host=offered)
     assert result.tree.find("memoryBacking/hugepages/page").get("size") == "2048"
-    assert any("no 1 GiB hugepages" in n for n in result.note_texts())
-    odd = virtscenario_render("softrt", memory="1536MiB")
+    assert any("2 MiB hugepages: none are reserved for this VM yet; the host plan reserves them on NUMA node 0"
+               in n and "hugepagesz=1G hugepages=2" in n for n in result.note_texts())
+    assert {r.key: r.value for r in result.host_requirements}["memory.hugepage_size"] == 2 * 1024**2
+    reserved_1g = virtscenario_make_host_root(reserved_hugepages={1048576: 2})
+    result = virtscenario_render("softrt", host=reserved_1g)
+    assert result.tree.find("memoryBacking/hugepages/page").get("size") == str(1024 * 1024)
+    assert any("1 GiB hugepages, reserved on NUMA node 0" in n for n in result.note_texts())
+    reserved_2m = virtscenario_make_host_root(reserved_hugepages={2048: 1024, 1048576: 1})  # 1 x 1G: too few
+    result = virtscenario_render("softrt", host=reserved_2m)
+    assert result.tree.find("memoryBacking/hugepages/page").get("size") == "2048"
+    assert any("2 MiB hugepages, reserved on NUMA node 0; 1 GiB pages are not" in n
+               for n in result.note_texts())
+    unmounted = virtscenario_make_host_root(reserved_hugepages={1048576: 2},
+                                            files={"/proc/mounts": "proc /proc proc rw 0 0\n"})
+    assert virtscenario_render("softrt", host=unmounted).tree.find("memoryBacking/hugepages/page").get("size") == \
+        "2048"  # reserved but not mounted: libvirt would find no usable hugetlbfs mount
+    odd = virtscenario_render("softrt", memory="1536MiB", host=reserved_1g)
     assert odd.tree.find("memoryBacking/hugepages/page").get("size") == "2048"
-    assert any("not a whole number of GiB" in n for n in odd.note_texts())
     # An explicit choice is kept, and judged by the core's rules.
-    kept = virtscenario_render("softrt", host=no_1g, settings={"memory.hugepage_size": "1G"})
+    kept = virtscenario_render("softrt", host=offered, settings={"memory.hugepage_size": "1G"})
     assert kept.tree.find("memoryBacking/hugepages/page").get("size") == str(1024 * 1024)
     with pytest.raises(ValidationError, match="hugepage-multiple"):
         virtscenario_render("softrt", memory="1536MiB", settings={"memory.hugepage_size": "1G"})
+
+
+def test_hugepages_per_node_from_libvirt_capabilities() -> None:
+    """--connect: the per-cell <pages> counts of virsh capabilities say what is reserved, not <cpu><pages>."""
+    from pathlib import Path
+
+    from virtscenario.host.hypervisor import parse_capabilities
+    host, _machines = parse_capabilities((Path(__file__).parent.parent / "data/caps/this-host.xml").read_bytes())
+    assert 1048576 in host.hugepage_sizes_kib  # offered ...
+    assert host.hugepages_available(1048576, 0) == 0 and host.hugepages_available(2048, 0) == 512  # ... reserved
+
+
+def test_softrt_firmware_needs_no_smm_and_keeps_invtsc(virtscenario_render) -> None:
+    """Issue 11: left unspecified, libvirt picks the secure-boot OVMF with SMM on (SMIs are latency spikes);
+    and computation exposes invtsc with migratable='off' while softrt hid it."""
+    t = virtscenario_render("softrt").tree
+    assert t.find("features/smm").get("state") == "off"
+    assert {f.get("name"): f.get("enabled") for f in t.findall("os/firmware/feature")} == \
+        {"secure-boot": "no", "enrolled-keys": "no"}
+    assert t.find("cpu").get("migratable") == "off"
+
+
+def test_housekeeping_on_every_numa_node_and_memory_bound(virtscenario_render, virtscenario_make_host_root) -> None:
+    """kbase: host CPUs 'in each NUMA node'; and memory strictly on the node of the RT vCPUs."""
+    host = virtscenario_make_host_root(cpus=16, sockets=2)  # node 0: 0-7, node 1: 8-15
+    result = virtscenario_render("softrt", host=host, vcpus=2)
+    assert result.tree.find("cputune/emulatorpin").get("cpuset") == "0,8"
+    assert result.tree.find("numatune/memory").attrib == {"mode": "strict", "nodeset": "0"}
+    assert {r.key: r.value for r in result.host_requirements}["host.hugepages_nodes"] == "0"
 
 
 def test_user_settings_still_win(virtscenario_render) -> None:

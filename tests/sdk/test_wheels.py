@@ -103,7 +103,6 @@ def test_create_migration_print_xml(installed: Venv) -> None:
 
 
 @pytest.mark.parametrize(("sets", "message"), [
-    (["disk.cache=writeback"], "disk vda uses cache=writeback; libvirt refuses migration"),
     (["filesystem.share=on", "memory.access=shared", "memory.source=memfd"], "virtiofs shares do not migrate"),
     (["filesystem.share=on"], "virtiofs"),
 ])

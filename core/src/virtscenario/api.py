@@ -14,8 +14,10 @@ API 1.2 adds what a host-side plugin needs without reaching into the core:
 :func:`resolve_scenario`, the VM store (:func:`store_root`, :func:`stored_vms`,
 :func:`read_vm`, :class:`StoredVm`), :func:`atomic_write`, :func:`host_root`,
 :func:`parse_sets`, :func:`complete_scenarios`, :func:`format_table`,
-:func:`run_host_checks`, :func:`collect_host_plan`, :func:`command_group`, and
-:attr:`ResolvedSetting.layer` / :attr:`ResolvedSetting.origin` (provenance as data).
+:func:`run_host_checks`, :func:`collect_host_plan`, :func:`command_group`,
+:attr:`ResolvedSetting.layer` / :attr:`ResolvedSetting.origin` (provenance as data), and
+:attr:`SettingSpec.scenarios` / :attr:`SettingSpec.applies_when` (which scenarios show a
+plugin's setting, and when a default takes part).
 API 1.3 adds the host devices facts: :func:`read_host_devices` (:class:`HostDevices`) and
 :func:`pci_problems` (why a PCI device cannot be passed through).
 """

@@ -11,6 +11,7 @@ from ..settings.display import display_value
 if TYPE_CHECKING:  # pragma: no cover
     from ..settings.registry import SettingRegistry
     from ..settings.types import Settings
+    from ..types import Scenario
 
 #: Width when stdout is not a terminal (and COLUMNS is unset): what a pager or a log shows.
 DEFAULT_WIDTH = 80
@@ -106,15 +107,27 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(out)
 
 
-def settings_rows(settings: Settings, registry: SettingRegistry, only_decided: bool = False) -> list[list[str]]:
+def settings_rows(settings: Settings, registry: SettingRegistry, scenario: Optional[Scenario] = None,
+                  plugin: str = "", show_all: bool = False) -> tuple[list[list[str]], dict[str, int]]:
+    """(rows, hidden) of a scenario's settings: key, value, source, rationale, reference.
+
+    Without ``show_all`` a row is left out when it takes no part in ``scenario``
+    (:mod:`virtscenario.settings.scope`); ``hidden`` counts them by reason.
+    """
+    from ..settings.scope import why_hidden
     rows = []
+    hidden: dict[str, int] = {}
     for key in sorted(settings):
         item = settings[key]
-        if only_decided and item.layer == "default" and item.value is None:
-            continue
         spec = registry.find(key)
+        if not show_all and scenario is not None:
+            owner = registry.owner(key) if spec is not None else "core"
+            why = why_hidden(item, spec, owner, scenario, plugin, settings, registry)
+            if why:
+                hidden[why] = hidden.get(why, 0) + 1
+                continue
         rows.append([key, display_value(spec, item.value), item.source, item.rationale, item.reference])
-    return rows
+    return rows, hidden
 
 
 def setting_json(key: str, item: Any) -> dict[str, Any]:
@@ -122,5 +135,18 @@ def setting_json(key: str, item: Any) -> dict[str, Any]:
             "rationale": item.rationale, "reference": item.reference}
 
 
-def settings_json(scenario: str, settings: Settings) -> dict[str, Any]:
-    return {"scenario": scenario, "settings": [setting_json(k, settings[k]) for k in sorted(settings)]}
+def hidden_footer(hidden: dict[str, int]) -> str:
+    """One line saying which rows were left out and how to see them."""
+    if not hidden:
+        return ""
+    parts = {"unset": "unset defaults (the element is left out)", "not applicable": "not applicable here",
+             "another plugin's": "other plugins' settings"}
+    text = ", ".join(f"{n} {parts.get(why, why)}" for why, n in sorted(hidden.items()))
+    return f"{sum(hidden.values())} more keys not shown: {text}; --all lists every key"
+
+
+def settings_json(scenario: str, settings: Settings, shown: Optional[set[str]] = None) -> dict[str, Any]:
+    """Every key; ``shown`` says whether the table shows it (None: all are)."""
+    return {"scenario": scenario,
+            "settings": [{**setting_json(k, settings[k]), "shown": shown is None or k in shown}
+                         for k in sorted(settings)]}

@@ -12,6 +12,7 @@ from ..types import Note, Scenario
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..host.facts import HostInfo
+    from ..host.firmware import FirmwareSet
     from ..host.hypervisor import DomainCaps
 
 
@@ -22,7 +23,9 @@ class BuildContext(Record):
     ``caps`` is ``None`` when generating offline (no ``--connect``); ``host`` is
     ``None`` when nothing is known about the target host. ``libvirt_version`` is
     the target's (``major*1_000_000 + minor*1000 + micro``), or the locally
-    installed libvirt's offline, or ``None`` when unknown. Hooks report what
+    installed libvirt's offline, or ``None`` when unknown. ``firmware`` holds the target
+    host's firmware descriptors when they could be read (``--host-root``, or ``--connect``
+    to a local libvirt), else ``None``. Hooks report what
     they adapted with :meth:`note`, and host needs they computed (a CPU split, say)
     with :meth:`require_host`: those replace the scenario's value for that key in
     the host plan and in the VM's vm.yaml.
@@ -34,6 +37,7 @@ class BuildContext(Record):
     caps: Optional[DomainCaps] = None  # domain capabilities; None offline
     host: Optional[HostInfo] = None  # facts of the target host; None when unknown
     libvirt_version: Optional[int] = None
+    firmware: Optional[FirmwareSet] = None  # the host's firmware descriptors, when they can be read
     vm_dir: Optional[Path] = None  # <store>/<name>
     notes: list[Note] = field(default_factory=list)  # use note()
     host_requirements: list[Choice] = field(default_factory=list)  # use require_host()

@@ -2,8 +2,10 @@
 
 Phases (docs/plugin-hooks.md has the diagram): resolve (register_scenarios,
 register_settings, scenario_overrides; per-device ``--disk``/``--network`` values) ->
-adapt -> select_machine, select_launch_security -> plan disks, NICs, share -> build
-(every section) -> customize_model -> domain_rules -> render -> postprocess_xml ->
+adapt -> select_machine, select_launch_security -> fit the firmware request (and the launch type)
+to the host's firmware descriptors -> plan disks, NICs, share -> build
+(every section) -> customize_model -> NUMA placement of the pinned vCPUs' memory -> domain_rules ->
+render -> postprocess_xml ->
 capability check (connected) -> RelaxNG validation.
 """
 
@@ -20,6 +22,7 @@ from ..types import HostRequirement, Note
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..host.facts import HostInfo
+    from ..host.firmware import FirmwareSet
     from ..host.hypervisor import DomainCaps
     from ..plugin.hooks import Catalog, ProvidedScenario
     from ..settings.cliargs import FlagValue
@@ -45,6 +48,10 @@ class Request(Record):
     caps: Optional[DomainCaps] = None
     host: Optional[HostInfo] = None
     libvirt_version: Optional[int] = None
+    #: The target host's firmware descriptors; None: not readable, ``firmware_unknown`` says why.
+    firmware: Optional[FirmwareSet] = None
+    firmware_unknown: str = ("offline: the target host's firmware descriptors are unknown; --host-root DIR or "
+                             "--connect to a local libvirt reads them")
     identity: Optional[Identity] = None
     schema: Optional[str] = None
     inspect_images: bool = True
@@ -103,7 +110,7 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     from .caps import adapt
     from .context import BuildContext
     from .model import VmPlan
-    from .sections import disks, nics
+    from .sections import disks, firmware, nics
     from .sections.security import LAUNCH_SECURITY_MIN_LIBVIRT
 
     catalog = catalog or Catalog()
@@ -134,12 +141,13 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         raise VirtscenarioError(f"launch security {launch} needs libvirt >= "
                                 f"{version_text(LAUNCH_SECURITY_MIN_LIBVIRT[launch])}; this libvirt is "
                                 f"{version_text(req.libvirt_version)}")
+    fitted = firmware.fit(settings, launch, machine, req.firmware, req.firmware_unknown, req.libvirt_version, notes)
 
     vm_dir = req.store_root / req.name
     identity = req.identity or Identity.new()
     ctx = BuildContext(scenario=provided.scenario, vm_name=req.name, plugin=provided.distribution,
-                       caps=req.caps, host=req.host, libvirt_version=req.libvirt_version, vm_dir=vm_dir,
-                       notes=notes)
+                       caps=req.caps, host=req.host, libvirt_version=req.libvirt_version, firmware=req.firmware,
+                       vm_dir=vm_dir, notes=notes)
     share_dir = None
     if s("filesystem.share"):
         share_dir = str(Path(s("filesystem.source_dir")).expanduser().absolute()) if s("filesystem.source_dir") \
@@ -150,13 +158,15 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         if not cd.is_file():
             raise ConfigError(f"--cdrom {req.cdrom}: no such file")
         cdrom = str(cd)
-    plan = VmPlan(identity=identity, machine=machine, launch_security=launch,
+    plan = VmPlan(identity=identity, machine=machine, launch_security=fitted.launch_security, firmware=fitted,
                   disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images),
                   nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir,
                   hostdevs=list(req.hostdevs))
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)
+    from .sections import numa
+    numa.place(domain, settings, ctx)  # memory follows the vCPUs, whoever pinned them
     _check_rules(catalog, domain, settings, notes)
 
     from .render import render_domain, to_bytes

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Optional
 
 from ..records import Record, record
 from .sections.clock import Clock, Timer
-from .sections.cpu import Cpu, CpuFeature, CpuTopology, CpuTune, NumaCell, NumaTune, Pin, VcpuSched
+from .sections.cpu import Cpu, CpuFeature, CpuTopology, CpuTune, NumaCell, Pin, VcpuSched
 from .sections.devices import Channel, Console, Controller, Rng, Tpm, Watchdog
 from .sections.disks import Disk, DiskPlan, Encryption, ImagePlan
 from .sections.display import Graphics, Input, Sound, Video
 from .sections.features import Features, HyperV
 from .sections.filesystem import Filesystem
-from .sections.firmware import FirmwareFeature, Os
+from .sections.firmware import FirmwareFeature, FirmwarePlan, Os
 from .sections.hostdevs import HostDev, HostDevArg
 from .sections.lifecycle import Pm
 from .sections.memory import HugePage, MemBalloon, MemoryBacking, MemTune
 from .sections.nics import Interface, NetPlan
+from .sections.numa import MemNode, NumaTune
 from .sections.security import LaunchSecurity
 from .sections.vm import Metadata
 
@@ -31,10 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
-    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "Graphics", "HostDev", "HugePage",
-    "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune", "MemoryBacking",
-    "Metadata", "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound", "Timer", "Tpm", "VcpuSched",
-    "Video", "VmPlan", "Watchdog",
+    "DiskPlan", "Domain", "Encryption", "Features", "Filesystem", "FirmwareFeature", "FirmwarePlan", "Graphics",
+    "HostDev", "HugePage", "HyperV", "ImagePlan", "Input", "Interface", "LaunchSecurity", "MemBalloon", "MemTune",
+    "MemNode", "MemoryBacking", "Metadata", "NetPlan", "NumaCell", "NumaTune", "Os", "Pin", "Pm", "Rng", "Sound",
+    "Timer", "Tpm", "VcpuSched", "Video", "VmPlan", "Watchdog",
 ]
 
 
@@ -120,6 +121,7 @@ class VmPlan(Record):
     identity: Identity
     machine: str
     launch_security: str
+    firmware: Optional[FirmwarePlan] = None  # the loader and launch type the host's firmware satisfies
     disks: list[DiskPlan] = field(default_factory=list)
     nets: list[NetPlan] = field(default_factory=list)
     cdrom: Optional[str] = None

@@ -25,6 +25,7 @@ from .sections import (
     lifecycle,
     memory,
     nics,
+    numa,
     security,
     vm,
 )
@@ -34,7 +35,8 @@ Renderer = Callable[[etree._Element, Domain], None]
 #: Children of <domain>, in libvirt's order (domain_conf.c virDomainDefFormatInternal).
 DOMAIN_ORDER: tuple[Renderer, ...] = (
     vm.render_head, memory.render_memory, memory.render_backing, cpu.render_vcpus, cpu.render_tuning,
-    firmware.render, features.render, cpu.render_cpu, clock.render, lifecycle.render_events, lifecycle.render_pm,
+    numa.render_numatune, firmware.render, features.render, cpu.render_cpu, clock.render, lifecycle.render_events,
+    lifecycle.render_pm,
 )
 #: Children of <devices>, in libvirt's order.
 DEVICES_ORDER: tuple[Renderer, ...] = (

@@ -28,7 +28,7 @@ class Needs:
     hugepages: bool
     hugepage_size_kib: int
     dedicated_cpus: int  # vCPUs that get a host CPU of their own (pinning, real-time)
-    housekeeping_cores: int  # cores per socket left to the host when pinning
+    housekeeping_cores: int  # cores per NUMA node (of each socket) left to the host when pinning
     isolated_cpus: Optional[str]  # host.isolated_cpus given as a CPU list
     virtiofs: bool
     tpm_model: Optional[str]

@@ -194,25 +194,27 @@ def _hugepages(needs: Needs, f: HostFacts, reasons: list[str]) -> None:
 
 def _cpus(needs: Needs, f: HostFacts, reasons: list[str]) -> None:
     if needs.dedicated_cpus > 0:
-        cpus = [c for cell in f.caps.cells for c in cell.cpus]
+        cpus = [(cell.id, c) for cell in f.caps.cells for c in cell.cpus]
         if not cpus:
             reasons.append(f"CPU pinning: needs {needs.dedicated_cpus} CPUs of its own; host CPU topology unknown")
         else:
-            cores: dict[tuple[int, int], list[int]] = {}
-            for c in cpus:
-                cores.setdefault((c.socket, c.core), []).append(c.id)
-            per_socket: dict[int, int] = {}
+            # As create pins (domain.sections.cpu.housekeeping_split): housekeeping cores on every
+            # NUMA node of every socket.
+            cores: dict[tuple[int, int, int], list[int]] = {}
+            for node, c in cpus:
+                cores.setdefault((c.socket, node, c.core), []).append(c.id)
+            per_group: dict[tuple[int, int], int] = {}
             dedicated: list[int] = []
-            for (socket, _core), ids in sorted(cores.items()):
-                if per_socket.get(socket, 0) < needs.housekeeping_cores:
-                    per_socket[socket] = per_socket.get(socket, 0) + 1
+            for (socket, node, _core), ids in sorted(cores.items()):
+                if per_group.get((socket, node), 0) < needs.housekeeping_cores:
+                    per_group[(socket, node)] = per_group.get((socket, node), 0) + 1
                 else:
                     dedicated.extend(ids)
             free = [c for c in dedicated if c not in f.running.pinned_cpus]
             if len(free) < needs.dedicated_cpus:
                 taken = len(dedicated) - len(free)
                 reasons.append(f"CPU pinning: needs {needs.dedicated_cpus} CPUs of its own; the host has {len(free)} "
-                               f"left after {needs.housekeeping_cores} housekeeping core(s) per socket"
+                               f"left after {needs.housekeeping_cores} housekeeping core(s) per NUMA node"
                                + (f" and {taken} pinned by running VMs" if taken else ""))
     if needs.isolated_cpus:
         wanted = set(parse_cpulist(needs.isolated_cpus))

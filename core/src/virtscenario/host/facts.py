@@ -21,11 +21,32 @@ class HostCpu(FrozenRecord):
 
 
 @frozen_record
+class HugePagePool(FrozenRecord):
+    """Static hugepages of one size reserved on one NUMA node (``node`` -1: the whole host).
+
+    ``free`` is None when only the reservation is known (libvirt's capabilities report the
+    per-cell ``nr_hugepages``, not what running guests already use).
+    """
+
+    node: int
+    size_kib: int
+    total: int
+    free: Optional[int] = None
+
+    @property
+    def available(self) -> int:
+        return self.total if self.free is None else self.free
+
+
+@frozen_record
 class HostInfo(FrozenRecord):
     """What is known about the host a VM is generated for (``context.host``; ``None`` offline).
 
     Read from ``/proc/cpuinfo``, ``/proc/meminfo`` and ``/sys`` by :func:`read_host`. ``flags`` are
     the CPU flags of ``/proc/cpuinfo``; ``source`` says where the facts come from.
+    ``hugepage_sizes_kib`` are the sizes the CPU and kernel *support*; ``hugepage_pools``
+    what is *reserved* per node; ``hugetlbfs_kib`` the page sizes with a hugetlbfs mount
+    (None: unknown, e.g. read through libvirt's API).
     """
 
     arch: str = "x86_64"
@@ -34,8 +55,19 @@ class HostInfo(FrozenRecord):
     cpus: tuple[HostCpu, ...] = ()
     memory_bytes: int = 0  # MemTotal
     flags: frozenset[str] = frozenset()  # of /proc/cpuinfo
-    hugepage_sizes_kib: tuple[int, ...] = ()  # the host's hugepage pools
+    hugepage_sizes_kib: tuple[int, ...] = ()
     source: str = "unknown"  # where the facts come from
+    hugepage_pools: tuple[HugePagePool, ...] = ()
+    hugetlbfs_kib: Optional[tuple[int, ...]] = None
+
+    def hugepages_available(self, size_kib: int, node: int) -> Optional[int]:
+        """Pages of ``size_kib`` free (or reserved) on ``node``; None when nothing is known."""
+        pools = [p for p in self.hugepage_pools if p.size_kib == size_kib]
+        on_node = [p for p in pools if p.node == node]
+        if on_node:
+            return on_node[0].available
+        whole = [p for p in pools if p.node == -1]
+        return whole[0].available if whole else None
 
     @property
     def sockets(self) -> int:
@@ -131,15 +163,57 @@ def read_host(host: HostRoot) -> HostInfo:
         if line.startswith("MemTotal:"):
             memory = int(line.split()[1]) * 1024
     sizes = []
+    pools: list[HugePagePool] = []
     for entry in host.listdir("/sys/kernel/mm/hugepages"):
         m = re.fullmatch(r"hugepages-(\d+)kB", entry)
         if m:
             sizes.append(int(m.group(1)))
+            pools.extend(_pool(host, f"/sys/kernel/mm/hugepages/{entry}", -1, int(m.group(1))))
+    for entry in host.listdir("/sys/devices/system/node"):
+        if re.fullmatch(r"node\d+", entry):
+            for size in sizes:
+                pools.extend(_pool(host, f"/sys/devices/system/node/{entry}/hugepages/hugepages-{size}kB",
+                                   int(entry[4:]), size))
     vendor_name = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
     return HostInfo(arch="x86_64", cpu_vendor=vendor_name, cpu_model=model,
                     cpus=tuple(sorted(cpus, key=lambda c: c.id)),
                     memory_bytes=memory, flags=flags, hugepage_sizes_kib=tuple(sorted(sizes)),
-                    source=f"host files under {host.root}" if host.is_fake else "this host")
+                    source=f"host files under {host.root}" if host.is_fake else "this host",
+                    hugepage_pools=tuple(pools), hugetlbfs_kib=hugetlbfs_sizes(host))
+
+
+def _pool(host: HostRoot, directory: str, node: int, size_kib: int) -> list[HugePagePool]:
+    total = host.read(f"{directory}/nr_hugepages", "").strip()
+    free = host.read(f"{directory}/free_hugepages", "").strip()
+    if not total.isdigit():
+        return []
+    return [HugePagePool(node, size_kib, int(total), int(free) if free.isdigit() else None)]
+
+
+def hugetlbfs_sizes(host: HostRoot) -> Optional[tuple[int, ...]]:
+    """Page sizes (KiB) with a hugetlbfs mount: ``pagesize=`` or the default (Hugepagesize).
+
+    None when the tree has no /proc/mounts (a partial --host-root: unknown, not "none").
+    """
+    if not host.exists("/proc/mounts"):
+        return None
+    default = 0
+    for line in host.read("/proc/meminfo", "").splitlines():
+        if line.startswith("Hugepagesize:"):
+            default = int(line.split()[1])
+    out: set[int] = set()
+    for line in host.read("/proc/mounts", "").splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "hugetlbfs":
+            continue
+        size = default
+        for option in fields[3].split(","):
+            if option.startswith("pagesize="):
+                from ..units import parse_size
+                size = parse_size(option[9:], "KiB") // 1024
+        if size:
+            out.add(size)
+    return tuple(sorted(out))
 
 
 #: Where distributions install libvirt.so (Debian multiarch, Fedora/SUSE lib64, others).

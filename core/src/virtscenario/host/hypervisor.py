@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from ..errors import LibvirtError
 from ..records import FrozenRecord, frozen_record
-from .facts import HostCpu, HostInfo
+from .facts import HostCpu, HostInfo, HugePagePool
 
 
 @frozen_record
@@ -134,10 +134,16 @@ def parse_capabilities(xml: str | bytes, arch: str = "x86_64") -> tuple[HostInfo
             cpus.append(HostCpu(int(c.get("id")), int(c.get("core_id", c.get("id"))),
                                 int(c.get("socket_id", "0")), node))
     memory = 0
+    pools: list[HugePagePool] = []
     for cell in root.findall("host/topology/cells/cell"):
         mem = cell.find("memory")
         if mem is not None and mem.text:
             memory += int(mem.text) * 1024
+        for page in cell.findall("pages"):
+            size = int(page.get("size", "4"))
+            if size > 4 and page.text and page.text.strip().isdigit():
+                # per cell: nr_hugepages (reserved), not how many are still free
+                pools.append(HugePagePool(int(cell.get("id", "0")), size, int(page.text)))
     pages = tuple(sorted(int(p.get("size")) for p in (cpu.findall("pages") if cpu is not None else [])
                          if int(p.get("size", "4")) > 4))
     flags = frozenset(f.get("name") for f in (cpu.findall("feature") if cpu is not None else []))
@@ -150,6 +156,7 @@ def parse_capabilities(xml: str | bytes, arch: str = "x86_64") -> tuple[HostInfo
         flags=flags,
         hugepage_sizes_kib=pages,
         source="libvirt capabilities",
+        hugepage_pools=tuple(pools),
     )
     machines: list[str] = []
     for guest in root.findall("guest"):

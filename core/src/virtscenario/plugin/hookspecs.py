@@ -186,7 +186,10 @@ def select_launch_security(caps: Optional[DomainCaps], settings: Settings) -> Op
     Called once per generated VM. Stops at first non-None result. The core's
     implementation (``trylast``) honours ``launch_security.type``; for ``auto`` it
     picks the strongest type domain capabilities offer (SEV-SNP, SEV-ES, SEV on
-    AMD; TDX on Intel) and refuses with one line when there is none.
+    AMD; TDX on Intel) and refuses with one line when there is none. The answer is
+    then checked against the host's firmware descriptors (``BuildContext.firmware``):
+    with ``auto``, ``sev-es`` becomes ``sev`` when no descriptor offers ``amd-sev-es``
+    or they cannot be read; a type the user named is refused instead.
 
     Example::
 

@@ -13,12 +13,15 @@ def make_fake_host(root: Union[str, Path], *, cpus: int = 8, sockets: int = 1, t
                    memory: str = "16GiB", hugepage_sizes_kib: Sequence[int] = (2048, 1048576),
                    vendor: str = "GenuineIntel", model: str = "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",
                    flags: Sequence[str] = (), cmdline: str = "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro quiet",
+                   reserved_hugepages: Optional[Mapping[int, int]] = None,
                    files: Optional[Mapping[str, str]] = None) -> HostRoot:
     """Create a host tree under ``root`` and return a HostRoot over it.
 
     CPUs are numbered like Linux numbers them on x86: the first thread of every
     core, socket by socket, then the sibling threads (``cpu0`` and ``cpu8`` are
     SMT siblings on an 8-core, 16-thread host). One NUMA node per socket.
+    ``reserved_hugepages`` maps a page size (KiB) to the pages reserved, and free, on
+    *each* node; every reserved size gets a hugetlbfs mount in ``/proc/mounts``.
     ``files`` adds or replaces files (absolute host path -> content).
     """
     from ..host.root import HostRoot
@@ -65,10 +68,22 @@ def make_fake_host(root: Union[str, Path], *, cpus: int = 8, sockets: int = 1, t
                              f"MemAvailable:   {kib * 7 // 8} kB\nHugePages_Total:       0\n"
                              "HugePages_Free:        0\nHugepagesize:       2048 kB\n")
     tree["/proc/cmdline"] = cmdline + "\n"
+    reserved = dict(reserved_hugepages or {})
+    mounts = ["proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
+              "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0"]
     for size in hugepage_sizes_kib:
-        tree[f"/sys/kernel/mm/hugepages/hugepages-{size}kB/nr_hugepages"] = "0\n"
-        tree[f"/sys/kernel/mm/hugepages/hugepages-{size}kB/free_hugepages"] = "0\n"
-    tree["/proc/sys/vm/nr_hugepages"] = "0\n"
+        per_node = reserved.get(size, 0)
+        tree[f"/sys/kernel/mm/hugepages/hugepages-{size}kB/nr_hugepages"] = f"{per_node * sockets}\n"
+        tree[f"/sys/kernel/mm/hugepages/hugepages-{size}kB/free_hugepages"] = f"{per_node * sockets}\n"
+        for node in range(sockets):
+            for name in ("nr_hugepages", "free_hugepages"):
+                tree[f"/sys/devices/system/node/node{node}/hugepages/hugepages-{size}kB/{name}"] = f"{per_node}\n"
+        if per_node:
+            label = f"{size // 1048576}G" if size % 1048576 == 0 else f"{size // 1024}M"
+            mounts.append(f"hugetlbfs /dev/hugepages{'' if size == 2048 else label} hugetlbfs "
+                          f"rw,relatime,pagesize={label} 0 0")
+    tree["/proc/mounts"] = "".join(line + "\n" for line in mounts)
+    tree["/proc/sys/vm/nr_hugepages"] = f"{reserved.get(2048, 0) * sockets}\n"
     tree["/proc/sys/vm/swappiness"] = "60\n"
     tree["/sys/kernel/mm/transparent_hugepage/enabled"] = "always [madvise] never\n"
     tree["/sys/kernel/mm/transparent_hugepage/defrag"] = "always defer defer+madvise [madvise] never\n"

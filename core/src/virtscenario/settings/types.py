@@ -14,6 +14,8 @@ from typing import Any, Iterator, Literal, Mapping, Optional
 from ..records import FrozenRecord, frozen_record
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+#: An ``applies_when`` condition: ``key=value``, ``key!=value``, values separated by ``|``.
+CONDITION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+!?=[^=|]+(\|[^=|]+)*$")
 #: A per-device key: ``disks[1].cache`` overrides ``disk.cache`` for the second disk.
 DEVICE_KEY = re.compile(r"^(?P<kind>[a-z]+)\[(?P<index>\d+)\]\.(?P<name>[a-z0-9_]+)$")
 
@@ -63,6 +65,13 @@ class SettingSpec(FrozenRecord):
     ``maximum`` bound ``int`` (and ``size``, in bytes) values. ``rationale`` and
     ``reference`` explain the default the way a :class:`Choice` explains a scenario's
     value: both are required (API 1.2) and shown wherever the default is in effect.
+
+    Where a default row is shown (``scenarios show``, ``create``; API 1.2, optional):
+    ``applies_when`` lists conditions such as ``"graphics.type!=none"`` or
+    ``"memory.source=file|memfd"`` (all must hold) under which the key has an effect;
+    ``scenarios`` names the scenarios a *plugin's* setting belongs to besides the
+    plugin's own scenarios and any scenario that sets it (``"*"``: every scenario).
+    A value someone set is always shown; ``scenarios show --all`` shows everything.
     """
 
     key: str  # dotted lower case: 'lab.ttl_days'
@@ -75,10 +84,16 @@ class SettingSpec(FrozenRecord):
     maximum: Optional[int] = None
     rationale: str = ""  # required (API 1.2): why this default
     reference: str = ""  # required (API 1.2): where that is documented
+    applies_when: tuple[str, ...] = ()  # conditions under which the key has an effect (display only)
+    scenarios: tuple[str, ...] = ()  # a plugin setting's scenarios besides the plugin's own ("*": all)
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
             raise ValueError(f"setting key {self.key!r} must be dotted lower-case")
+        for cond in self.applies_when:
+            if not CONDITION.match(cond):
+                raise ValueError(f"setting {self.key!r}: applies_when {cond!r} is not KEY=VALUE[|VALUE...] "
+                                 "or KEY!=VALUE[|VALUE...]")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"choice setting {self.key!r} needs choices")
         if not self.rationale.strip() or not self.reference.strip():

@@ -15,17 +15,6 @@ __version__ = "0.1.0"
 
 
 @hookimpl
-def register_settings() -> Iterable[Any]:
-    from virtscenario.api import SettingSpec
-    yield SettingSpec("host.hugepages_nodes", "str", None,
-                      "NUMA nodes that hold the VM's static hugepages: 'all' (spread evenly) or a node list "
-                      "such as 0 or 0-1; unset: the kernel's global pool",
-                      rationale="unset: the kernel spreads the global pool over the nodes itself; a node list is "
-                                "needed when the VM's memory is bound to those nodes",
-                      reference="https://docs.kernel.org/admin-guide/mm/hugetlbpage.html")
-
-
-@hookimpl
 def host_checks() -> Iterable[Any]:
     from .checks import host_checks as checks
     return list(checks())

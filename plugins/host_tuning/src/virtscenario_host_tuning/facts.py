@@ -144,6 +144,12 @@ class BlockDevice:
     offered: tuple[str, ...]
     current: str
     rotational: bool
+    queues: int = 1  # blk-mq hardware queues (/sys/block/DEV/mq/*)
+
+    @property
+    def fast_multiqueue(self) -> bool:
+        """An SSD with several hardware queues (NVMe): the kernel gives it no scheduler."""
+        return self.queues > 1 and not self.rotational
 
 
 def block_devices(host: Any) -> list[BlockDevice]:
@@ -165,7 +171,9 @@ def block_devices(host: Any) -> list[BlockDevice]:
         if text is None or not text.strip():
             continue
         rotational = (sysfs.read_text(host, f"{base}/queue/rotational") or "0").strip() == "1"
-        out.append(BlockDevice(name, path, tuple(sysfs.options(text)), sysfs.selected(text) or "", rotational))
+        queues = len(sysfs.listdir(host, f"{base}/mq")) or 1
+        out.append(BlockDevice(name, path, tuple(sysfs.options(text)), sysfs.selected(text) or "", rotational,
+                               queues))
     return out
 
 

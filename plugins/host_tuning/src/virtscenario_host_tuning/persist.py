@@ -3,9 +3,11 @@
 files backend
     ``/etc/sysctl.d/90-virtscenario.conf``   sysctls (vm.swappiness, vm.nr_hugepages)
     ``/etc/tmpfiles.d/virtscenario.conf``    sysfs values (``w`` lines: THP, KSM, other page sizes)
-    ``/etc/udev/rules.d/60-virtscenario-io-scheduler.rules``  IO scheduler of every real disk
-        (a udev rule, not tmpfiles: disk names are not stable across boots and
-        disks appear after tmpfiles ran; this is how distributions set schedulers)
+    ``/etc/udev/rules.d/60-virtscenario-io-scheduler.rules``  IO scheduler of every real disk that
+        is rotational or has one hardware queue, as the plan (a udev rule, not tmpfiles: disk names
+        are not stable across boots and disks appear after tmpfiles ran; this is how distributions
+        set schedulers). ``TEST!="mq/1"``: no second hardware queue; fast multi-queue devices (NVMe)
+        keep the kernel's none
     ``/etc/fstab``                           hugetlbfs mounts (one line per page size)
 tuned backend
     ``/etc/tuned/virtscenario-<scenario>/tuned.conf`` (not activated) + the fstab lines
@@ -31,6 +33,8 @@ HEADER = "# Written by virtscenario host apply --persist; 'virtscenario host rev
 #: udev: every whole disk except the kernel-virtual ones the planner never tunes either.
 UDEV_MATCH = ('ACTION=="add|change", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", '
               'KERNEL!="loop*|zram*|ram*|dm-*|md*|nbd*|sr*|fd*"')
+#: ...and of those only rotational ones or ones without a second hardware queue (plan._io_scheduler).
+UDEV_SCHEDULED = ('ATTR{queue/rotational}=="1"', 'TEST!="mq/1"')
 
 
 def tuned_profile_name(scenario: str) -> str:
@@ -91,7 +95,8 @@ def files_backend(host: Any, actions: Iterable[Action]) -> dict[str, bytes]:
                        lambda line: line.split()[1] if len(line.split()) > 1 else "")
         out[TMPFILES_FILE] = _encode(HEADER + "".join(line + "\n" for _k, line in _ksm_run_last(items)))
     if scheduler:
-        out[UDEV_FILE] = (HEADER + f'{UDEV_MATCH}, ATTR{{queue/scheduler}}="{scheduler}"\n').encode()
+        out[UDEV_FILE] = (HEADER + "".join(f'{UDEV_MATCH}, {which}, ATTR{{queue/scheduler}}="{scheduler}"\n'
+                                           for which in UDEV_SCHEDULED)).encode()
     if fstab:
         text = _existing(host, FSTAB)
         present = {line.split()[1] for line in text.splitlines()

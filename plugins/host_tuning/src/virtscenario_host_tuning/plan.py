@@ -28,6 +28,7 @@ UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/sys
 SCHEDULER_MODULES = {"bfq": "bfq", "kyber": "kyber-iosched", "mq-deadline": "mq-deadline"}
 KSM_REF = "https://docs.kernel.org/admin-guide/mm/ksm.html"
 HUGETLB_REF = "https://docs.kernel.org/admin-guide/mm/hugetlbpage.html"
+BFQ_REF = "https://docs.kernel.org/block/bfq-iosched.html"
 SEV_REF = "https://libvirt.org/kbase/launch_security_sev.html"
 
 
@@ -279,6 +280,9 @@ def _ksm(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> Non
                      persist=("tmpfiles", merge_path, merge_target), tuned=("sysfs", merge_path, merge_target))
     if final is not None:
         target, decision, reason, keep = final
+        if target == "2" and run_now == "0" and _count(host, f"{facts.KSM_DIR}/pages_shared") == 0:
+            # 2 stops ksmd *and* unmerges: with ksmd stopped and nothing merged it changes nothing (ksm.rst).
+            target, reason = "0", f"{reason}; KSM is already stopped and nothing is merged (pages_shared 0)"
         _tunable(plan, host, "ksm.run", run_path, target, decision, current=run_now, reason=reason,
                  persist=("tmpfiles", run_path, target) if keep else None,
                  tuned=("sysfs", run_path, target) if keep else None)
@@ -312,6 +316,15 @@ def _io_scheduler(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]
         return
     for dev in devices:
         knob = f"io_scheduler.{dev.name}"
+        if dev.fast_multiqueue and value != "none":
+            # The kernel's own rule (block/elevator.c, elevator_get_default): devices with several
+            # hardware queues get no scheduler; BFQ's per-request cost caps their IOPS (bfq-iosched.rst).
+            plan.advice(knob, dev.current, dev.current,
+                        f"{dev.name} is a solid-state device with {dev.queues} hardware queues: left at "
+                        f"{dev.current or 'its scheduler'} ({value} is for rotational and single-queue devices; "
+                        "the kernel gives multi-queue devices none, and BFQ's per-request overhead caps the IOPS "
+                        "of fast devices)", d.source, BFQ_REF, conflict=d.conflict, path=dev.scheduler_path)
+            continue
         if value not in dev.offered:
             module = SCHEDULER_MODULES.get(value, value)
             plan.advice(knob, dev.current, value, f"{dev.name} does not offer {value} (offers: "
@@ -557,9 +570,11 @@ def _sev(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> Non
         plan.add(Action(change, "file", content, SEV_REF))
     args = facts.cmdline(host)
     if "mem_encrypt=on" not in args:
-        plan.advice("kernel cmdline (SEV)", _cmdline_args(host, ("mem_encrypt",)) or "-", "mem_encrypt=on",
-                    "libvirt's SEV guide enables host memory encryption on the kernel command line "
-                    "(GRUB_CMDLINE_LINUX, then update-grub or grub2-mkconfig)", d.source, SEV_REF, reboot=True)
+        # Not a "kernel cmdline" knob: the tuned backend puts those into [bootloader], and SME is optional.
+        plan.advice("host memory encryption (SME, optional)", _cmdline_args(host, ("mem_encrypt",)) or "-",
+                    "mem_encrypt=on", "optional, not needed by SEV guests: libvirt's SEV guide says mem_encrypt=on "
+                    "'turns on the SME memory encryption feature on the host which protects against the physical "
+                    "attack on the hypervisor memory' (kernel command line, then reboot)", d.source, SEV_REF)
     if "sev_snp" in params and not sysfs.listdir(host, "/sys/class/iommu"):
         plan.advice("kernel cmdline (SEV-SNP)", _cmdline_args(host, ("amd_iommu", "iommu")) or "-", "amd_iommu=on",
                     "SEV-SNP needs the IOMMU enabled; /sys/class/iommu is empty", d.source, SEV_REF, reboot=True)

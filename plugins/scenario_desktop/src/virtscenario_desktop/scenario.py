@@ -216,6 +216,10 @@ FEATURES = (
     Choice("features.hyperv", False,
            "Hyper-V enlightenments only help Windows guests: for Windows, --set features.hyperv=on "
            "(virt-install enables them per OS)", f"{FD}#hypervisor-features"),
+    Choice("features.vmport", False,
+           "no VMware I/O port (the vmmouse backdoor, emulated by default): the USB tablet and the SPICE agent "
+           "already give an absolute pointer; virt-install turns it off for SPICE guests",
+           "https://github.com/virt-manager/virt-manager/blob/v5.0.0/virtinst/guest.py (_add_spice_devices)"),
     Choice("clock.offset", "utc",
            "the RTC in UTC, as Linux and libvirt expect; a Windows guest wants localtime unless told "
            "RealTimeIsUniversal (--set clock.offset=localtime)", f"{FD}#time-keeping"),
@@ -291,9 +295,10 @@ HOST = (
            "desktop stalls visibly), above 0 so the host still swaps idle applications rather than OOM-kill "
            "(same as upstream)", "https://docs.kernel.org/admin-guide/sysctl/vm.html#swappiness"),
     Choice("host.io_scheduler", "bfq",
-           "BFQ is the kernel's scheduler for interactive responsiveness: a VM's heavy writes do not freeze "
-           "the host desktop; upstream used mq-deadline. Applied only where the device offers it",
-           "https://docs.kernel.org/block/bfq-iosched.html"),
+           "BFQ privileges latency over throughput: a VM's heavy writes do not freeze the host desktop on "
+           "rotational and single-queue disks (applied only where the device offers it); multi-queue NVMe "
+           "keeps none, since BFQ's per-request overhead caps the IOPS of fast devices. Upstream used "
+           "mq-deadline", "https://docs.kernel.org/block/bfq-iosched.html"),
 )
 
 SCENARIO = Scenario(

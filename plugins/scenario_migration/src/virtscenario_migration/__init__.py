@@ -37,13 +37,15 @@ SCENARIO = Scenario(
                 "they can all run (libvirt's hypervisor CPU baseline) instead of host-model.",
     settings=(
         Choice("vm.migratable", True, "the VM is meant to move: the migratable-vm rule refuses host devices, "
-           "virtiofs, launch security, pinning, hugepages and non-migratable disk caches", MIGRATION_DOC),
+           "virtiofs, launch security, host-passthrough CPUs, pinning, hugepages and locked memory",
+           MIGRATION_DOC),
         Choice("cpu.mode", "host-model", "libvirt transfers the complete host-model CPU definition on migration, "
            "so the guest sees the same CPU on the destination; host-passthrough is only safe between identical "
            "hosts (with migration.hosts: a custom baseline instead)", CPU_DOC),
-        Choice("disk.cache", "none", "libvirt refuses to migrate disks with a cache other than none or directsync "
-           "(\"Migration may lead to data corruption\", qemu_migration.c): no dirty host page cache is left "
-           "behind on the source", FORMATDOMAIN + "#hard-drives-floppy-disks-cdroms"),
+        Choice("disk.cache", "none", "O_DIRECT: no host page cache holds the guest's writes, so nothing is left to "
+           "flush at switch-over; other modes migrate too on shared storage, because QEMU can drop the page "
+           "cache (libvirt qemuMigrationSrcIsSafe: 'QEMU supports flushing caches; migration is safe')",
+           "https://gitlab.com/libvirt/libvirt/-/blob/v9.0.0/src/qemu/qemu_migration.c (qemuMigrationSrcIsSafe)"),
         Choice("filesystem.share", False, "virtiofs does not support migration (nor save or snapshots with memory)",
            VIRTIOFS),
         Choice("launch_security.type", "none", "SEV/SEV-SNP/TDX guests cannot be live-migrated", NOVA_SEV),
@@ -53,8 +55,10 @@ SCENARIO = Scenario(
            FORMATDOMAIN + "#memory-backing"),
         Choice("cpu.pinning", "none", "pinning names this host's CPU numbers, which mean nothing on another host",
            FORMATDOMAIN + "#cpu-tuning"),
-        Choice("tpm.model", "none", "no TPM: its swtpm state is per-host unless it lives on shared storage too",
-           FORMATDOMAIN + "#tpm-device"),
+        Choice("tpm.model", "tpm-crb", "a vTPM migrates: the swtpm state travels in QEMU's migration stream "
+           "('Migration with the TPM emulator'), so guests that need one (Windows 11, measured boot) fit; keep "
+           "its state in libvirt's local directory unless swtpm supports --migration (Debian 12's 0.7 does not)",
+           "https://www.qemu.org/docs/master/specs/tpm.html#migration-with-the-tpm-emulator"),
     ),
 )
 

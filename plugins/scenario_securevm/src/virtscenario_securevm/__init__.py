@@ -6,8 +6,12 @@ its offline meaning:
 
 * connected (``--connect``): the core picks the strongest type in the domain
   capabilities (SEV-SNP > SEV-ES > SEV, TDX) or refuses in one line when there is none;
-* offline: nothing is known about the host, so ``auto`` becomes SEV with the SEV-ES
+* offline: the domain capabilities are unknown, so ``auto`` becomes SEV with the SEV-ES
   policy (``sev-es``), the strongest type libvirt 9.0's schema accepts.
+
+Either way the core then fits the type to the host's firmware descriptors: SEV-ES only
+when a descriptor offers ``amd-sev-es``, and SEV when none does or when the descriptors
+cannot be read (no ``--host-root``, a remote ``--connect``), each said in a note.
 
 Only the scenario's own ``auto`` is translated: a user who asks for ``auto`` offline
 (``--set``, a settings file) still gets the core's "needs --connect" error.

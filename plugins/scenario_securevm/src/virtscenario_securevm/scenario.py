@@ -16,11 +16,15 @@ KB_SEV = "https://libvirt.org/kbase/launch_security_sev.html"
 QEMU_IMG = "https://www.qemu.org/docs/master/tools/qemu-img.html"
 QEMU_SEV = "https://gitlab.com/qemu-project/qemu/-/blob/master/target/i386/sev.c (sev_kvm_init)"
 VIRTINST = "https://github.com/virt-manager/virt-manager/blob/2450354f39/virtinst"
+LIBVIRT_SMP = "src/qemu/qemu_command.c v9.0.0 (qemuBuildSmpCommandLine)"
+CC_RNG = ("https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/"
+          "?id=99485c4c026f024e7cb82da84c7951dbe3deb584")
 KERNEL_MM = "https://docs.kernel.org/admin-guide/mm"
 TUNED = "https://github.com/redhat-performance/tuned/blob/2bfa442358/profiles"
 
-#: What launch_security.type=auto becomes offline, where nothing is known about the host:
-#: SEV with the SEV-ES policy, the strongest type libvirt 9.0's schema accepts.
+#: What launch_security.type=auto becomes offline, without domain capabilities: SEV with the
+#: SEV-ES policy, the strongest type libvirt 9.0's schema accepts (the core keeps it only when
+#: the host's firmware descriptors offer amd-sev-es).
 OFFLINE_LAUNCH_SECURITY = "sev-es"
 
 # -- size ---------------------------------------------------------------------------------
@@ -42,8 +46,10 @@ CPU = (
            f"{FD}#cpu-model-and-topology"),
     Choice("cpu.cache", "passthrough", "the real cache sizes for the guest's scheduler (same as upstream)",
            f"{FD}#cpu-model-and-topology"),
-    Choice("cpu.topology", "cores", "one socket of N cores, as virt-install prefers (upstream: QEMU's default)",
-           f"{VIRTINST}/domain/cpu.py (set_defaults_from_vcpus)"),
+    Choice("cpu.topology", "cores",
+           "one socket of N cores, as virt-install prefers (upstream gave no topology, so libvirt's default: "
+           "it passes sockets=N,cores=1,threads=1 to QEMU, one socket per vCPU)",
+           f"{VIRTINST}/domain/cpu.py (set_defaults_from_vcpus); libvirt {LIBVIRT_SMP}"),
     Choice("cpu.pinning", "none", "no pinning: nothing about confidentiality needs it", f"{FD}#cpu-tuning"),
     Choice("cpu.iothreads", 1,
            "one iothread per virtio disk keeps disk emulation off the vCPU threads (upstream: none)",
@@ -136,11 +142,10 @@ DEVICES = (
            "root of trust against a hostile host (upstream added one only when the host had /dev/tpm0); use "
            "SEV attestation instead", f"{FD}#tpm-device"),
     Choice("rng.model", "none",
-           "no virtio-rng: Linux credits its input as full entropy because it trusts the hypervisor, the "
-           "one thing a confidential guest must not do; the guest seeds from the CPU's RDRAND/RDSEED "
-           "(upstream added virtio-rng)",
-           "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/"
-           "?id=34679ec7a0c45da8161507e1f2e1f72749dfd85c"),
+           "no virtio-rng: its bytes come from the host, which 'may actively work against guests' and 'can "
+           "modify or observe nearly all inputs to guests'; Linux therefore seeds confidential guests from the "
+           "CPU's RDRAND (commit 'x86/coco: Require seeding RNG with RDRAND on CoCo systems'). Upstream added "
+           "virtio-rng; libvirt's SEV examples keep one with iommu='on', which also works", CC_RNG),
     Choice("channel.guest_agent", False,
            "no guest agent: its guest-exec and guest-file-* commands let the host run programs and read files "
            "in the guest (upstream added it)", "https://www.qemu.org/docs/master/interop/qemu-ga-ref.html"),
@@ -188,28 +193,36 @@ FEATURES = (
 # -- firmware -----------------------------------------------------------------------------
 FIRMWARE = (
     Choice("firmware.type", "efi",
-           "UEFI by libvirt's autoselection, which adds the amd-sev/amd-sev-es requirement itself from "
-           "<launchSecurity>; upstream scanned descriptors and crashed its launcher when none matched", KB_SEV),
+           "UEFI by libvirt's autoselection, which only takes a firmware whose descriptor has amd-sev (and "
+           "amd-sev-es for the SEV-ES policy, amd-sev-snp for SEV-SNP); virtscenario replays that choice on the "
+           "host's descriptors when it can read them (--host-root, a local --connect). Upstream scanned "
+           "descriptors and crashed its launcher when none matched",
+           "https://gitlab.com/libvirt/libvirt/-/blob/v9.0.0/src/qemu/qemu_firmware.c (qemuFirmwareMatchDomain)"),
     Choice("firmware.secure_boot", False,
            "the SEV firmware builds (OVMF AmdSev) have no secure boot: boot integrity comes from the launch "
            "measurement; libvirt's own SEV-SNP test domain asks for secure-boot='no'", KB_SEV),
     Choice("firmware.enrolled_keys", False, "no Microsoft keys, as libvirt's SEV-SNP test domain", KB_SEV),
     Choice("firmware.stateless", True,
-           "stateless firmware: no NVRAM file the host could edit between launches; what boots is what the "
-           "launch measurement covers (libvirt's 'automatic UEFI stateless firmware for AMD SEV')", KB_SEV),
+           "stateless firmware, no NVRAM: QEMU's SEV guide says 'you must build a stateless firmware file which "
+           "doesn't use an NVRAM store, because the NVRAM area is not measured'. Emitted only when a stateless "
+           "descriptor offers the launch type (Debian 12 has none: the VM then keeps an NVRAM, with a note)",
+           "https://www.qemu.org/docs/master/system/i386/amd-memory-encryption.html"),
 )
 
 # -- launch security ----------------------------------------------------------------------
 LAUNCH = (
     Choice("launch_security.type", "auto",
            "the strongest type the host offers, read from domain capabilities when connected: SEV-SNP, then "
-           "SEV-ES, then SEV on AMD, TDX on Intel; none of them: one clear refusal. Offline, SEV with the "
-           "SEV-ES policy, the strongest type libvirt 9.0 accepts (upstream: SEV only, and only when run as "
-           "root on the host)", KB_SEV),
+           "SEV-ES, then SEV on AMD, TDX on Intel; none of them: one clear refusal. SEV-ES only when a firmware "
+           "descriptor offers amd-sev-es (libvirt needs one for policy bit 2; Debian 12's OVMF has none), else "
+           "SEV with a note; offline or remote, where the descriptors cannot be read, SEV (upstream: SEV only, "
+           "and only when run as root on the host)", KB_SEV),
     Choice("launch_security.policy", None,
-           "the policy libvirt documents for the chosen type: 0x0003 SEV (no debug, no key sharing), 0x0007 "
-           "SEV-ES (plus ES), 0x30000 SEV-SNP (SMT allowed, no debug), QEMU's 0x10000000 for TDX; upstream's "
-           "0x33/0x37 also forbade sending the guest anywhere", f"{FD}#launch-security"),
+           "the policy libvirt documents for the chosen type: 0x0003 SEV (bit 0: no debugging, bit 1: no key "
+           "sharing), 0x0007 SEV-ES (plus bit 2: SEV-ES required), 0x30000 SEV-SNP (SMT allowed, no debug), "
+           "QEMU's 0x10000000 for TDX. Upstream's 0x33/0x37 also set bits 4 and 5, which only restrict sending "
+           "the guest to SEV-capable platforms of the same domain; neither sets bit 3, which forbids sending it "
+           "anywhere", f"{FD}#launch-security"),
 )
 
 # -- host directory share -----------------------------------------------------------------
@@ -222,8 +235,10 @@ SHARE = (
 # -- host requirements (the host tuning plugin turns them into a plan) --------------------
 HOST = (
     Choice("host.sev", True,
-           "SEV enabled in kvm_amd (options kvm_amd sev=1 sev_es=1, plus mem_encrypt=on on the kernel "
-           "command line); upstream wrote both into one malformed modprobe line", KB_SEV),
+           "SEV enabled in kvm_amd (options kvm_amd sev=1 sev_es=1): 'the kvm_amd.sev parameter actually "
+           "enables SEV in the kvm module'. The kbase's other parameter, mem_encrypt=on, is SME: it encrypts "
+           "the host's own memory against physical attacks and is optional for SEV guests. Upstream wrote both "
+           "into one malformed modprobe line", KB_SEV),
     Choice("host.ksm", "off",
            "KSM deduplication is a cross-VM side channel, and SEV pages never merge (same as upstream)",
            f"{KERNEL_MM}/ksm.html"),
@@ -235,9 +250,10 @@ HOST = (
     Choice("host.swappiness", 10,
            "pinned SEV memory is never swapped; 10, as tuned's virtual-host, for the rest (upstream's 0 can "
            "make the kernel OOM-kill instead of swap)", f"{TUNED}/throughput-performance/tuned.conf"),
-    Choice("host.io_scheduler", "mq-deadline",
-           "mq-deadline: low overhead, nothing about confidentiality needs more; upstream chose bfq without "
-           "a reason", "https://docs.kernel.org/block/deadline-iosched.html"),
+    Choice("host.io_scheduler", None,
+           "unset: the host's IO schedulers are left alone, since confidentiality gives no reason to change "
+           "them and the kernel's defaults suit its devices (none for multi-queue NVMe); upstream chose bfq "
+           "without a reason", "https://docs.kernel.org/block/bfq-iosched.html"),
 )
 
 SCENARIO = Scenario(

@@ -24,9 +24,10 @@ PLUGIN = "virtscenario-softrt"
 
 KBASE = "https://libvirt.org/kbase/kvm-realtime.html"
 FORMATDOMAIN = "https://libvirt.org/formatdomain.html"
-TUNED_RT = "https://github.com/redhat-performance/tuned/blob/master/profiles/realtime/tuned.conf"
 TUNED_RTVH = "https://github.com/redhat-performance/tuned/blob/master/profiles/realtime-virtual-host/tuned.conf"
 TUNED_NETLAT = "https://github.com/redhat-performance/tuned/blob/master/profiles/network-latency/tuned.conf"
+HWLAT = "https://docs.kernel.org/trace/hwlat_detector.html"
+QEMU_FIRMWARE = "https://gitlab.com/libvirt/libvirt/-/blob/v9.0.0/src/qemu/qemu_firmware.c (qemuFirmwareMatchDomain)"
 GIB_KIB = 1024 * 1024
 
 
@@ -45,8 +46,14 @@ SCENARIO = Scenario(
            "has a physical core to itself, so the guest must not think two share one", KBASE),
         Choice("cpu.features", "tsc-deadline", "kbase requires the TSC-deadline LAPIC timer: the guest arms one-shot "
            "timers with a single MSR write", KBASE),
-        Choice("cpu.housekeeping_cpus", 1, "tuned realtime: by default one core per socket (calc_isolated_cores:1) "
-           "keeps the host, the emulator threads, the iothread and IRQs; the rest is isolated", TUNED_RT),
+        Choice("cpu.migratable", False, "migratable='off' keeps the host features that block migration, invtsc "
+           "among them ('explicitly request such features to be removed from (on) or kept in (off) the virtual "
+           "CPU'): the guest gets the invariant TSC as its clocksource, and a guest pinned to isolated CPUs never "
+           "migrates anyway", FORMATDOMAIN + "#cpu-model-and-topology"),
+        Choice("cpu.housekeeping_cpus", 1, "the kbase keeps host CPUs 'in each NUMA node' (2 per node in its "
+           "example); one core per node, tuned realtime's count (calc_isolated_cores:1), keeps the host, the "
+           "emulator threads, the iothread and IRQs and leaves the most CPUs isolated; --set "
+           "cpu.housekeeping_cpus=2 follows the kbase example", KBASE),
         Choice("cpu.scheduler", "fifo", "kbase: <vcpusched scheduler='fifo'>: a vCPU thread is never preempted by "
            "ordinary host tasks", KBASE),
         Choice("cpu.priority", 1, "kbase: priority 1, the lowest RT priority: the host's own RT kernel threads "
@@ -55,8 +62,10 @@ SCENARIO = Scenario(
            FORMATDOMAIN + "#iothreads-allocation"),
         Choice("memory.hugepages", True, "kbase: guest RAM on static hugepages: no page faults, fewer TLB misses",
            KBASE),
-        Choice("memory.hugepage_size", "1G", "kbase: 1 GiB pages (2 MiB when the host offers no 1 GiB pages or the "
-           "memory is not whole GiB)", KBASE),
+        Choice("memory.hugepage_size", "1G", "kbase: 1 GiB pages, when the host has enough of them reserved (free "
+           "on the vCPUs' NUMA node, and mounted when that is known); otherwise 2 MiB pages, reserved ones or the "
+           "ones the host plan reserves at run time (1 GiB pages usually need hugepagesz=1G at boot). The note "
+           "says which", KBASE),
         Choice("memory.locked", True, "kbase: <locked/>: the host never swaps or reclaims guest memory", KBASE),
         Choice("memory.nosharepages", True, "kbase: <nosharepages/>: KSM never merges guest pages (a write to a "
            "merged page is a copy-on-write fault)", KBASE),
@@ -70,6 +79,14 @@ SCENARIO = Scenario(
            "https://docs.kernel.org/virt/kvm/x86/cpuid.html"),
         Choice("features.pmu", False, "kbase: <pmu state='off'/>: no PMU MSR traffic on guest context switches",
            KBASE),
+        Choice("features.smm", False, "no SMM: time spent in system management mode is invisible to the kernel, "
+           "and SMI handlers 'can spend an inordinate amount of time in the handler (sometimes measured in "
+           "milliseconds)', a latency spike for real time", HWLAT),
+        Choice("firmware.secure_boot", False, "the UEFI build without secure boot is the one that needs no SMM "
+           "(the secure-boot descriptors carry requires-smm); left to itself libvirt picks the secure-boot build "
+           "and turns SMM on, and libvirt 9.0 refuses smm=off unless secure boot is refused too", QEMU_FIRMWARE),
+        Choice("firmware.enrolled_keys", False, "no Microsoft keys: they come with the secure-boot build only",
+           QEMU_FIRMWARE),
         Choice("clock.hpet", False, "the emulated HPET traps to QEMU on every access; with TSC-deadline timers the "
            "guest does not need it", FORMATDOMAIN + "#time-keeping"),
         Choice("clock.kvmclock", True, "kvmclock reads time without an exit; tuned realtime-virtual-host keeps it "
@@ -158,7 +175,7 @@ def customize_model(domain: Domain, settings: Settings, context: BuildContext) -
     tune.vcpupin = [model.Pin(vcpu, str(cpu)) for vcpu, cpu in enumerate(split.vcpu_cpus)]
     tune.emulatorpin = split.housekeeping_list
     tune.iothreadpin = [model.Pin(i, split.housekeeping_list) for i in range(1, domain.iothreads + 1)]
-    _hugepages(domain, settings, host, context)
+    _hugepages(domain, settings, host, context, split)
     if split.idle_siblings:
         context.note(f"softrt: the host has SMT; the sibling threads {_fmt(split.idle_siblings)}"
                      " of the RT cores stay isolated and idle (kbase: SMT is incompatible with real time)",
@@ -182,21 +199,44 @@ def _fmt(cpus: Sequence[int]) -> str:
     return format_cpulist(list(cpus))
 
 
-def _hugepages(domain: Domain, settings: Settings, host: HostInfo, context: BuildContext) -> None:
-    """1 GiB pages when the host offers them and memory is whole GiB; else 2 MiB (unless the user chose)."""
+def _hugepages(domain: Domain, settings: Settings, host: HostInfo, context: BuildContext, split: RtSplit) -> None:
+    """The page size the VM can start with: 1 GiB only when reserved, else 2 MiB (reserved, or by the plan).
+
+    "Offered" is not enough: libvirt fails ("Unable to find any usable hugetlbfs mount for
+    1048576 KiB", or no free pages) when none is reserved and mounted.
+    """
     pages = domain.memory_backing.hugepages
-    if not pages or pages[0].size_kib != GIB_KIB:
+    if not pages or pages[0].size_kib != GIB_KIB or settings["memory.hugepage_size"].by_user:
+        return  # the user chose the size explicitly: the rules and libvirt judge it
+    node_of = {c.id: c.node for c in host.cpus}
+    nodes = sorted({node_of.get(cpu, 0) for cpu in split.vcpu_cpus})
+    where = f"NUMA node{'s' if len(nodes) > 1 else ''} {_fmt(nodes)}"
+    if _ready(domain, host, GIB_KIB, nodes):
+        context.note(f"softrt: 1 GiB hugepages, reserved on {where}", source=PLUGIN)
         return
-    if settings["memory.hugepage_size"].by_user:
-        return  # the user asked for 1 GiB explicitly: the rules and libvirt judge it
-    reason = ""
-    if host.hugepage_sizes_kib and GIB_KIB not in host.hugepage_sizes_kib:
-        reason = "the host offers no 1 GiB hugepages"
-    elif domain.memory % (GIB_KIB * 1024):
-        reason = "the memory is not a whole number of GiB"
-    if reason:
-        pages[0].size_kib = 2048
-        context.note(f"softrt: 2 MiB hugepages instead of 1 GiB: {reason}", source=PLUGIN)
+    pages[0].size_kib = 2048
+    count = -(-domain.memory // (GIB_KIB * 1024))
+    boot = f"1 GiB pages need hugepagesz=1G hugepages={count} on the kernel command line"
+    if _ready(domain, host, 2048, nodes):
+        context.note(f"softrt: 2 MiB hugepages, reserved on {where}; 1 GiB pages are not ({boot})",
+                     source=PLUGIN)
+    else:
+        context.note(f"softrt: 2 MiB hugepages: none are reserved for this VM yet; the host plan reserves them on "
+                     f"{where} at run time and mounts hugetlbfs (virtscenario host apply softrt); {boot}",
+                     source=PLUGIN)
+
+
+def _ready(domain: Domain, host: HostInfo, size_kib: int, nodes: list[int]) -> bool:
+    """Enough pages of ``size_kib`` free on ``nodes`` (split as the host plan splits them), and mounted."""
+    page = size_kib * 1024
+    if domain.memory % page or (host.hugetlbfs_kib is not None and size_kib not in host.hugetlbfs_kib):
+        return False
+    base, rest = divmod(domain.memory // page, len(nodes))
+    for i, node in enumerate(nodes):
+        have = host.hugepages_available(size_kib, node)
+        if have is None or have < base + (1 if i < rest else 0):
+            return False
+    return True
 
 
 @hookimpl

@@ -71,7 +71,7 @@ def plan(requirements: Sequence[HostRequirement], host: HostRoot,
             house = sorted({c.id for c in read_topology(host).cpus} - set(iso))
         else:
             # No VM generated in this process: the split create would compute on this host
-            # with the scenario's defaults (1 housekeeping core per socket).
+            # with the scenario's defaults (1 housekeeping core per NUMA node).
             split = compute_split(read_topology(host), 0, 1)
             iso, house = list(split.isolated), list(split.housekeeping)
         iso_list, house_list = format_cpulist(iso), format_cpulist(house)

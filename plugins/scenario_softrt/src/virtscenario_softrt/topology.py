@@ -86,8 +86,8 @@ def compute_split(host: HostInfo, vcpus: int, housekeeping_cores: int, use_sibli
 
     ``isolated`` (setting ``host.isolated_cpus``) names the isolated CPUs
     explicitly, e.g. those of an already tuned host; otherwise the first
-    ``housekeeping_cores`` cores of every socket, with their SMT siblings, do
-    housekeeping and the rest is isolated (tuned's ``calc_isolated_cores``).
+    ``housekeeping_cores`` cores of every NUMA node of every socket, with their SMT
+    siblings, do housekeeping and the rest is isolated (the core's housekeeping_split).
     Without ``use_siblings`` each vCPU gets a whole core: it is pinned to the
     core's first thread and the sibling stays isolated and idle.
     """
@@ -123,7 +123,7 @@ def compute_split(host: HostInfo, vcpus: int, housekeeping_cores: int, use_sibli
         smt = host.threads_per_core
         shape = f"{len(all_ids)} CPUs" + (f" ({smt} threads per core)" if smt > 1 else "")
         kept = (f"host.isolated_cpus={isolated} leaves" if isolated is not None else
-                f"keeping {housekeeping_cores} core(s) per socket for housekeeping ({format_cpulist(house)}) leaves")
+                f"keeping {housekeeping_cores} core(s) per NUMA node for housekeeping ({format_cpulist(house)}) leaves")
         fix = f"use --vcpus {len(usable)}, " if usable else ""
         raise VirtscenarioError(
             f"softrt: the host has {shape}; {kept} {len(usable)} dedicated CPU(s) for {vcpus} real-time vCPUs: "

@@ -108,11 +108,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     if host is None and host_root.is_fake:
         host = read_host(host_root)
 
+    from ...host.firmware import firmware_for
+    firmware, firmware_unknown = firmware_for(uri, host_root)
+
     catalog = Catalog()
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
-                  libvirt_version=hv.version if hv else local_libvirt_version(),
-                  identity=existing or Identity.new(), hostdevs=hostdevs)
+                  libvirt_version=hv.version if hv else local_libvirt_version(), firmware=firmware,
+                  firmware_unknown=firmware_unknown, identity=existing or Identity.new(), hostdevs=hostdevs)
     gen = generate(req, catalog)
     gen.notes.extend(hostdev_notes)
     if hv and hv.caps is None:
@@ -257,11 +260,14 @@ def _note(message: str, level: str = "info") -> Any:
 
 
 def print_settings(gen: Any, catalog: Any) -> None:
-    from ..output import settings_rows, table
-    rows = settings_rows(gen.settings, catalog.registry, only_decided=True)
+    from ..output import hidden_footer, settings_rows, table
+    rows, hidden = settings_rows(gen.settings, catalog.registry, gen.provided.scenario, gen.provided.plugin)
     click.echo(f"\nSettings of {gen.domain.name} (scenario {gen.provided.scenario.name} "
                f"{gen.provided.scenario.version}):")
     click.echo(table(["KEY", "VALUE", "SOURCE", "WHY"], [[r[0], r[1], r[2], f"{r[3]} [{r[4]}]"] for r in rows]))
+    footer = hidden_footer(hidden)
+    if footer:
+        click.echo(f"{footer.replace('--all lists', 'scenarios show --all lists')}.")
 
 
 def print_plan(changes: list[Any]) -> None:

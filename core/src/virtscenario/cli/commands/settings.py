@@ -25,9 +25,11 @@ def settings_cmd(as_json: bool, fmt: str) -> None:
     if as_json:
         click.echo(json.dumps([{"key": s.key, "type": s.kind, "choices": list(s.choices), "default": s.default,
                                 "help": s.help, "owner": cat.registry.owner(s.key), "rationale": s.rationale,
-                                "reference": s.reference} for s in specs], indent=2))
+                                "reference": s.reference, "applies_when": list(s.applies_when),
+                                "scenarios": list(s.scenarios)} for s in specs], indent=2))
         return
-    rows = [[s.key, "|".join(s.choices) if s.kind == "choice" else s.kind, display_value(s, s.default), s.help,
+    rows = [[s.key, "|".join(s.choices) if s.kind == "choice" else s.kind, display_value(s, s.default),
+             s.help + (f" (applies when {' and '.join(s.applies_when)})" if s.applies_when else ""),
              cat.registry.owner(s.key)] for s in specs]
     if fmt == "markdown":
         from ..output import markdown_table

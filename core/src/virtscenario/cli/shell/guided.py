@@ -225,7 +225,7 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
     from ...settings.cliargs import parse_sets
     from ...settings.resolve import resolve_scenario
     from ...settings.userfile import load_config
-    from ..output import settings_rows, table
+    from ..output import hidden_footer, settings_rows, table
     if state.scenario is None:
         raise ConfigError("no scenario chosen: 'use SCENARIO' first ('scenarios list' shows them)")
     config = load_config(state.options.get("--config"))
@@ -236,7 +236,8 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
              f"VM {state.vm_name}" + ("" if state.name else " (the scenario's name; 'name NAME' to change it)")]
     lines += [f"  {option} {value}".rstrip() for option, value in state.options.items()]
     rows = []
-    for row in settings_rows(settings, catalog.registry):
+    listed, hidden = settings_rows(settings, catalog.registry, sc, provided.plugin, show_all=bool(prefixes))
+    for row in listed:
         if prefixes and not any(row[0] == p or row[0].startswith(p.rstrip(".") + ".") for p in prefixes):
             continue
         mark = "*" if settings[row[0]].layer == "flag" else ""
@@ -245,4 +246,6 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
         raise UsageError(f"show {' '.join(prefixes)}: no setting key starts with that (see 'settings')")
     lines += ["", table(["", "KEY", "VALUE", "SOURCE", "WHY"], rows),
               "", "* set in this shell ('unset KEY' goes back to the scenario's value)"]
+    if not prefixes and hidden:
+        lines.append(hidden_footer(hidden).replace("--all lists every key", "'show PREFIX' lists any key"))
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from . import (
     lifecycle,
     memory,
     nics,
+    numa,
     security,
     vm,
 )
@@ -41,8 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Build order: later sections read what earlier ones decided (disks use the iothreads
 #: cpu declared; controllers follow the disks and channels that need them).
-SECTIONS = (vm, memory, cpu, firmware, features, clock, lifecycle, disks, filesystem, nics, display, hostdevs, devices,
-            security, host)
+SECTIONS = (vm, memory, cpu, numa, firmware, features, clock, lifecycle, disks, filesystem, nics, display, hostdevs,
+            devices, security, host)
 
 
 def all_specs() -> Iterator[SettingSpec]:

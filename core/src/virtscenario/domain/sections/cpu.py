@@ -1,8 +1,8 @@
-"""vCPUs: count, model, topology, features, iothreads, pinning, real-time scheduling, NUMA memory.
+"""vCPUs: count, model, topology, features, iothreads, pinning, real-time scheduling.
 
-``<vcpu>``, ``<iothreads>``, ``<cputune>``, ``<numatune>`` and ``<cpu>``. Pinning splits the
-host's CPUs into housekeeping and dedicated ones (:func:`housekeeping_split`) and keeps
-guest memory on the NUMA node of the pinned vCPUs.
+``<vcpu>``, ``<iothreads>``, ``<cputune>`` and ``<cpu>``. Pinning splits the host's CPUs
+into housekeeping and dedicated ones (:func:`housekeeping_split`); the guest memory then
+follows the pinned vCPUs' NUMA nodes (:mod:`.numa`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SPECS = (
                 reference=f"{VIRTINST}/domain/cpu.py (_get_app_default_mode)"),
     SettingSpec("cpu.migratable", "bool", None, "host-passthrough: hide features that block migration",
                 rationale="unset: libvirt's default for host-passthrough is migratable='on'",
-                reference=CPU_DOC),
+                reference=CPU_DOC, applies_when=("cpu.mode=host-passthrough",)),
     SettingSpec("cpu.check", "choice", None, "How strictly libvirt checks the CPU definition",
                 ("none", "partial", "full"),
                 rationale="unset: libvirt picks the check for the mode (none for host-passthrough)",
@@ -47,7 +47,7 @@ SPECS = (
     SettingSpec("cpu.model", "str", None, "Named CPU model for mode=custom (e.g. EPYC, x86-64-v3 baselines)",
                 rationale="unset: a named model is only needed with cpu.mode=custom, to keep a fleet on one "
                           "CPU definition",
-                reference=CPU_DOC),
+                reference=CPU_DOC, applies_when=("cpu.mode=custom",)),
     SettingSpec("cpu.cache", "choice", None, "L3 cache information shown to the guest",
                 ("passthrough", "emulate", "disable"),
                 rationale="unset: QEMU's default cache description for the CPU model",
@@ -66,18 +66,22 @@ SPECS = (
                 rationale="none: pinning reserves host CPUs for one VM; only dedicated workloads want that",
                 reference=TUNE_DOC),
     SettingSpec("cpu.housekeeping_cpus", "int", 1,
-                "Host cores kept for the host, emulator and iothreads when pinning", minimum=1, maximum=1024,
-                rationale="one core per socket stays with the host, as tuned's realtime profile does by default",
-                reference="https://github.com/redhat-performance/tuned/blob/master/profiles/realtime/tuned.conf"),
+                "Host cores per NUMA node (of each socket) kept for the host, emulator and iothreads when pinning",
+                minimum=1, maximum=1024,
+                rationale="one core per NUMA node stays with the host: libvirt's kvm-realtime kbase reserves host "
+                          "CPUs 'in each NUMA node' (2 in its example); one core is tuned's realtime default "
+                          "(calc_isolated_cores:1), which leaves the most CPUs to the guest",
+                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html", applies_when=("cpu.pinning=auto",)),
     SettingSpec("cpu.scheduler", "choice", "none", "vCPU scheduler policy (fifo/rr for real time)",
                 ("none", "fifo", "rr"),
-                rationale="none: the host's normal scheduler; FIFO/RR vCPUs starve host tasks unless the "
-                          "host is set up for real time",
-                reference=TUNE_DOC),
+                rationale="none: vCPU threads run under the host's normal scheduler; a FIFO thread 'runs until "
+                          "either it is blocked by an I/O request, it is preempted by a higher priority thread, or "
+                          "it calls sched_yield', so only hosts set up for real time (isolated CPUs) want one",
+                reference="https://man7.org/linux/man-pages/man7/sched.7.html"),
     SettingSpec("cpu.priority", "int", 1, "Real-time priority for fifo/rr vCPU threads", minimum=1, maximum=99,
                 rationale="1, the lowest real-time priority, so the host's own real-time kernel threads still "
                           "preempt the vCPUs (libvirt's kvm-realtime kbase uses 1)",
-                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html"),
+                reference=f"{FD.rsplit('/', 1)[0]}/kbase/kvm-realtime.html", applies_when=("cpu.scheduler!=none",)),
     SettingSpec("cpu.iothreads", "int", 0, "Number of iothreads; disks are spread over them",
                 minimum=0, maximum=64,
                 rationale="0: disk I/O runs in QEMU's main loop; scenarios with busy disks add iothreads",
@@ -159,15 +163,6 @@ class CpuTune(Record):
         return not (self.vcpupin or self.emulatorpin or self.iothreadpin or self.vcpusched)
 
 
-@record
-class NumaTune(Record):
-    """``<numatune><memory mode=... nodeset=...>``: which host NUMA nodes hold the guest's memory."""
-
-    mode: str = "strict"
-    nodeset: Optional[str] = None
-    placement: Optional[str] = None
-
-
 def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> None:
     from . import unused
     s = settings.value
@@ -225,18 +220,20 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
 def housekeeping_split(host: HostInfo, housekeeping_cores: int) -> tuple[list[int], list[int]]:
     """Split host CPUs into (housekeeping, dedicated), keeping SMT siblings together.
 
-    The first ``housekeeping_cores`` cores of each socket (all their threads) stay
-    with the host; the rest are ordered core by core so sibling threads are adjacent.
+    The first ``housekeeping_cores`` cores of each NUMA node of each socket (all their
+    threads) stay with the host: a package split into several nodes keeps housekeeping
+    CPUs on every node, as libvirt's kvm-realtime kbase reserves them "in each NUMA node".
+    The rest are ordered core by core so sibling threads are adjacent.
     """
-    cores: dict[tuple[int, int], list[int]] = {}
+    cores: dict[tuple[int, int, int], list[int]] = {}
     for c in host.cpus:
-        cores.setdefault((c.socket, c.core), []).append(c.id)
+        cores.setdefault((c.socket, c.node, c.core), []).append(c.id)
     house: list[int] = []
     dedicated: list[int] = []
-    per_socket: dict[int, int] = {}
-    for (socket, _core), ids in sorted(cores.items()):
-        if per_socket.get(socket, 0) < housekeeping_cores:
-            per_socket[socket] = per_socket.get(socket, 0) + 1
+    per_group: dict[tuple[int, int], int] = {}
+    for (socket, node, _core), ids in sorted(cores.items()):
+        if per_group.get((socket, node), 0) < housekeeping_cores:
+            per_group[(socket, node)] = per_group.get((socket, node), 0) + 1
             house.extend(sorted(ids))
         else:
             dedicated.extend(sorted(ids))
@@ -261,17 +258,6 @@ def _pin(dom: Domain, settings: Settings, ctx: BuildContext) -> None:
     tune.emulatorpin = format_cpulist(house)
     for iothread in range(1, dom.iothreads + 1):
         tune.iothreadpin.append(Pin(iothread, format_cpulist(house)))
-    node_of = {c.id: c.node for c in host.cpus}
-    nodes = {node_of[cpu] for cpu in dedicated[:dom.vcpus]}
-    if len(host.nodes) > 1 and len(nodes) == 1 and dom.numatune is None:
-        # Keep memory on the node of the pinned vCPUs. 'preferred', not 'strict': the host's
-        # hugepage pool is not reserved per node by default, and strict would refuse to start then.
-        node = nodes.pop()
-        dom.numatune = NumaTune(mode="preferred", nodeset=str(node))
-        ctx.note(f"cpu.pinning=auto: vCPUs on NUMA node {node}; guest memory preferred from that node")
-    elif len(nodes) > 1:
-        ctx.note(f"cpu.pinning=auto: the vCPUs span NUMA nodes {format_cpulist(sorted(nodes))}; memory is not "
-                 "bound (a guest NUMA topology would be needed)", "warning")
 
 
 def render_vcpus(root: Element, dom: Domain) -> None:
@@ -294,9 +280,6 @@ def render_tuning(root: Element, dom: Domain) -> None:
             sub(el, "iothreadpin", iothread=str(pin.id), cpuset=pin.cpuset)
         for sched in ct.vcpusched:
             sub(el, "vcpusched", vcpus=sched.vcpus, scheduler=sched.scheduler, priority=num(sched.priority))
-    if dom.numatune:
-        nt = sub(root, "numatune")
-        sub(nt, "memory", mode=dom.numatune.mode, nodeset=dom.numatune.nodeset, placement=dom.numatune.placement)
 
 
 def render_cpu(root: Element, dom: Domain) -> None:

@@ -2,6 +2,7 @@
 
 ``<devices>`` ``<controller>``, ``<console>``, ``<channel>``, ``<tpm>``, ``<watchdog>`` and
 ``<rng>``; ``devices.iommu`` puts ``<driver iommu='on'/>`` on every virtio device.
+``devices.pcie_root_ports`` declares q35's root ports, so that some stay free for hotplug.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..xml import Element
 
 TPM_DOC = FD + "#tpm-device"
+#: virt-install adds 14 pcie-root-ports to every new q35 guest (Guest.num_pcie_root_ports).
+VIRTINST_ROOT_PORTS = ("https://github.com/virt-manager/virt-manager/blob/v5.0.0/virtinst/guest.py "
+                       "(num_pcie_root_ports, add_q35_pcie_controllers)")
 WD_DOC = FD + "#watchdog-device"
 
 SPECS = (
@@ -31,7 +35,7 @@ SPECS = (
     SettingSpec("watchdog.action", "choice", "reset", "Watchdog action",
                 ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"),
                 rationale="reset: a hung guest is restarted, libvirt's default action",
-                reference=WD_DOC),
+                reference=WD_DOC, applies_when=("watchdog.model!=none",)),
     SettingSpec("tpm.model", "choice", "none", "TPM device", ("tpm-crb", "tpm-tis", "none"),
                 rationale="none: a TPM is for guests that measure their boot or store keys (Windows 11, "
                           "BitLocker, systemd-cryptenroll)",
@@ -40,10 +44,10 @@ SPECS = (
                 ("emulator", "passthrough"),
                 rationale="emulator: each VM gets its own swtpm TPM, whose state libvirt keeps per VM; "
                           "passthrough hands the host's one TPM to one guest",
-                reference=TPM_DOC),
+                reference=TPM_DOC, applies_when=("tpm.model!=none",)),
     SettingSpec("tpm.version", "choice", "2.0", "Emulated TPM version", ("2.0", "1.2"),
                 rationale="2.0: what current OSes require (TPM 1.2 only works with tpm-tis)",
-                reference=TPM_DOC),
+                reference=TPM_DOC, applies_when=("tpm.model!=none",)),
     SettingSpec("rng.model", "choice", "virtio", "Random number generator", ("virtio", "none"),
                 rationale="a virtio-rng fed by /dev/urandom gives the guest entropy at boot without draining "
                           "the host",
@@ -53,13 +57,20 @@ SPECS = (
                 reference=FD + "#channel"),
     SettingSpec("channel.vdagent", "bool", False, "SPICE vdagent channel (clipboard, resolution)",
                 rationale="off: the vdagent channel serves a SPICE display; desktop scenarios turn it on",
-                reference=FD + "#channel"),
+                reference=FD + "#channel", applies_when=("graphics.type=spice",)),
     SettingSpec("console.serial", "bool", True, "Serial console on a pty (virsh console)",
                 rationale="a serial console reaches the guest when its network or display does not work",
                 reference=FD + "#consoles-serial-parallel-channel-devices"),
+    SettingSpec("devices.pcie_root_ports", "int", 14,
+                "pcie-root-port controllers of a q35 guest (its devices take some; the rest stay free for "
+                "hotplug)", minimum=0, maximum=200,
+                rationale="14, as virt-install adds to every new q35 guest: a PCIe device can only be hot-plugged "
+                          "into a free root port, and libvirt alone adds just one spare "
+                          "(qemuDomainAssignPCIAddresses); 0 leaves the ports to libvirt",
+                reference=VIRTINST_ROOT_PORTS),
     SettingSpec("devices.iommu", "bool", False, "iommu='on' on every virtio device (needed by SEV/TDX guests)",
                 rationale="off: the virtio IOMMU platform is only needed when the guest's memory is encrypted",
-                reference=FD + "#virtio-related-options"),
+                reference=FD + "#virtio-related-options", applies_when=("launch_security.type!=none",)),
 )
 
 
@@ -127,6 +138,14 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
     s = settings.value
     dev = dom.devices
     iommu = True if s("devices.iommu") else None
+    ports = s("devices.pcie_root_ports")
+    if ports and "q35" in (plan.machine or ""):
+        # virt-install's layout: pcie-root first (libvirt requires index 0), then the root ports;
+        # libvirt numbers them and puts devices into them, and adds more if the devices need more.
+        dev.controllers.append(Controller("pci", model="pcie-root", index=0))
+        dev.controllers.extend(Controller("pci", model="pcie-root-port") for _ in range(ports))
+    elif ports:
+        unused(ctx, settings, "devices.pcie_root_ports", f"machine {plan.machine} has no PCIe root ports")
     if any(d.bus == "scsi" for d in plan.disks):
         dev.controllers.append(Controller("scsi", model="virtio-scsi", index=0, iommu=iommu))
     if s("usb.controller") != "none":

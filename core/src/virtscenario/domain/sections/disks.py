@@ -58,18 +58,18 @@ SPECS = (
                 reference=QEMU_IMG),
     SettingSpec("disk.cluster_size", "size", None, "qcow2 cluster size (bare numbers are KiB)", unit="KiB",
                 rationale="unset: qemu-img's 64 KiB clusters",
-                reference=QEMU_IMG),
+                reference=QEMU_IMG, applies_when=("disk.format=qcow2",)),
     SettingSpec("disk.lazy_refcounts", "bool", False, "qcow2 lazy refcounts",
                 rationale="off: refcounts are written as clusters are allocated, so a host crash never needs an "
                           "image repair",
-                reference=QEMU_IMG),
+                reference=QEMU_IMG, applies_when=("disk.format=qcow2",)),
     SettingSpec("disk.compression", "choice", None, "qcow2 compression type", ("zlib", "zstd"),
                 rationale="unset: qemu-img's zlib, used only for clusters written compressed",
-                reference=QEMU_IMG),
+                reference=QEMU_IMG, applies_when=("disk.format=qcow2",)),
     SettingSpec("disk.encryption", "bool", False, "LUKS-encrypt new qcow2 images",
                 rationale="off: encryption costs CPU on every I/O; scenarios that protect data at rest turn it "
                           "on",
-                reference="https://libvirt.org/formatstorageencryption.html"),
+                reference="https://libvirt.org/formatstorageencryption.html", applies_when=("disk.format=qcow2",)),
     SettingSpec("disk.directory", "str", None, "Where new images go (default: the VM's store directory)",
                 rationale="unset: a VM's images live next to its domain.xml and vm.yaml, so they are found and "
                           "removed together",

@@ -1,4 +1,4 @@
-"""Hypervisor features: ACPI, APIC, SMM, PMU, Hyper-V enlightenments, KVM hints.
+"""Hypervisor features: ACPI, APIC, SMM, PMU, VMware I/O port, Hyper-V enlightenments, KVM hints.
 
 ``<features>``.
 """
@@ -33,6 +33,10 @@ SPECS = (
                 reference=FEAT_DOC),
     SettingSpec("features.kvm_hint_dedicated", "bool", None, "Tell the guest its vCPUs are dedicated (pinned)",
                 rationale="unset: the hint is only true when every vCPU is pinned to a host CPU of its own",
+                reference=FEAT_DOC),
+    SettingSpec("features.vmport", "bool", None, "Emulate the VMware I/O port (vmmouse)",
+                rationale="unset: libvirt's default, the port is emulated ('default on'); SPICE guests turn it off "
+                          "as virt-install does, since their tablet and agent already give an absolute pointer",
                 reference=FEAT_DOC),
     SettingSpec("features.kvm_poll_control", "bool", None, "Guest halt-polling control",
                 rationale="unset: KVM's default halt polling on the host side",
@@ -82,6 +86,7 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
         smm = True  # secure boot firmware needs SMM to protect its variable store
     f.smm = smm
     f.pmu = s("features.pmu")
+    f.vmport = s("features.vmport")
     if s("features.hyperv"):
         f.hyperv = HyperV()
     f.kvm_hint_dedicated = s("features.kvm_hint_dedicated")

@@ -29,13 +29,13 @@ SPECS = (
                 reference=VIRTIOFS_DOC),
     SettingSpec("filesystem.source_dir", "str", None, "Host directory to share (default: <store>/<name>/share)",
                 rationale="unset: a directory of the VM's own in the store, so no existing host data is exposed",
-                reference=VIRTIOFS_DOC),
+                reference=VIRTIOFS_DOC, applies_when=("filesystem.share=on",)),
     SettingSpec("filesystem.target", "str", "host_share", "Mount tag the guest mounts (mount -t virtiofs TAG /mnt)",
                 rationale="a fixed, descriptive tag the guest's fstab can name",
-                reference=VIRTIOFS_DOC),
+                reference=VIRTIOFS_DOC, applies_when=("filesystem.share=on",)),
     SettingSpec("filesystem.readonly", "bool", True, "Share read-only where libvirt supports it",
                 rationale="read-only: the guest cannot change host files unless a scenario needs it to",
-                reference=VIRTIOFS_DOC),
+                reference=VIRTIOFS_DOC, applies_when=("filesystem.share=on",)),
 )
 
 

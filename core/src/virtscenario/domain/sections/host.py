@@ -39,11 +39,17 @@ SPECS = (
                 reference="https://docs.kernel.org/block/index.html"),
     SettingSpec("host.hugepages", "bool", None, "Reserve static hugepages for the VMs that use them",
                 rationale=UNSET, reference=HUGETLB_DOC),
+    SettingSpec("host.hugepages_nodes", "str", None,
+                "NUMA nodes that hold the VM's static hugepages: 'all' (spread evenly) or a node list such as 0 "
+                "or 0-1; unset: the kernel's global pool",
+                rationale="unset: the kernel spreads a global pool over the nodes itself; pinned VMs whose memory is "
+                          "bound to their vCPUs' nodes get the list computed from the pinning",
+                reference=HUGETLB_DOC),
     SettingSpec("host.hugepages_reserve", "size", 2 * 1024**3,
                 "Memory always left to the host when reserving hugepages", unit="MiB",
                 rationale="2 GiB stay with the host (its kernel, QEMU processes, page cache) however many "
                           "hugepages the VMs ask for",
-                reference=HUGETLB_DOC),
+                reference=HUGETLB_DOC, applies_when=("host.hugepages=on",)),
     SettingSpec("host.sev", "bool", None, "Enable AMD SEV in kvm_amd", rationale=UNSET,
                 reference=KBASE + "/launch_security_sev.html"),
     SettingSpec("host.isolated_cpus", "str", None, "Host CPUs isolated for real-time vCPUs (kernel cmdline)",

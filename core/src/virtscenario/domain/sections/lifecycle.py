@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ...records import Record, record
 from ...settings.types import SettingSpec
-from .refs import FD, VIRTINST
+from .refs import FD, VIRTINST5
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...settings.types import Settings
@@ -33,13 +33,13 @@ SPECS = (
                 rationale="destroy: a crashed guest stops, libvirt's default",
                 reference=EVENTS_DOC),
     SettingSpec("pm.suspend_to_mem", "bool", False, "Let the guest suspend to RAM",
-                rationale="off: a suspended guest looks hung to its users and monitoring (virt-install also "
-                          "disables S3)",
-                reference=f"{VIRTINST}/domain/pm.py"),
+                rationale="off, as virt-install sets it: with suspend exposed, 'an ACPI shutdown event triggers a "
+                          "suspend in the guest, which causes a lot of user confusion'",
+                reference=f"{VIRTINST5}/domain/pm.py"),
     SettingSpec("pm.suspend_to_disk", "bool", False, "Let the guest hibernate",
-                rationale="off: hibernating inside a VM duplicates what a managed save does from the host "
-                          "(virt-install also disables S4)",
-                reference=f"{VIRTINST}/domain/pm.py"),
+                rationale="off, as virt-install sets it (same ACPI shutdown confusion); a managed save "
+                          "(virsh managedsave) keeps a guest's state from the host instead",
+                reference=f"{VIRTINST5}/domain/pm.py"),
 )
 
 

@@ -35,7 +35,7 @@ SPECS = (
                 unit="KiB",
                 rationale="2 MiB: the size every x86_64 host offers and can reserve at run time; 1 GiB pages "
                           "usually have to be reserved at boot",
-                reference=KERNEL_MM + "/hugetlbpage.html"),
+                reference=KERNEL_MM + "/hugetlbpage.html", applies_when=("memory.hugepages=on",)),
     SettingSpec("memory.nosharepages", "bool", False, "Keep KSM from merging this guest's pages",
                 rationale="off: KSM only merges when the host runs it, and merging is the point of KSM; "
                           "latency-sensitive scenarios opt out",

@@ -30,11 +30,12 @@ SPECS = (
     SettingSpec("network.queues", "int", 1, "virtio-net queue pairs (0: one per vCPU, at most 8)",
                 minimum=0, maximum=256,
                 rationale="1: one queue pair is enough until a guest pushes traffic from several vCPUs at once",
-                reference=FD + "#setting-nic-driver-specific-options"),
+                reference=FD + "#setting-nic-driver-specific-options", applies_when=("network.model=virtio",)),
     SettingSpec("network.default", "str", "network=default", "Network used when no --network is given",
                 rationale="libvirt's NAT network 'default', which virt-install also uses when the host has no "
                           "bridge",
-                reference="https://libvirt.org/formatnetwork.html#nat-based-network"),
+                reference="https://github.com/virt-manager/virt-manager/blob/v5.0.0/virtinst/devices/interface.py "
+                          "(set_default_source)"),
 )
 
 NET_OPTIONS = ("network", "bridge", "model", "mac", "queues")

@@ -37,7 +37,7 @@ SPECS = (
     SettingSpec("launch_security.policy", "int", None, "Guest policy (unset: the documented default for the type)",
                 minimum=0, maximum=2**64 - 1,
                 rationale="unset: the policy libvirt and virt-install document for the chosen type",
-                reference=FD + "#launch-security"),
+                reference=FD + "#launch-security", applies_when=("launch_security.type!=none",)),
 )
 
 
