@@ -3,7 +3,7 @@ written by :mod:`virtscenario.vm.store` and defined by :mod:`virtscenario.vm.lib
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 import click
@@ -35,7 +35,8 @@ from ..common import complete_scenarios, host_root_of, print_notes
 @click.option("--define", is_flag=True, help="Define the domain in libvirt (default URI qemu:///system).")
 @click.option("--start", is_flag=True, help="Define and start the domain.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True),
-              help="Passphrase for encrypted images (default: a random one kept 0600 in the VM's store).")
+              help="Passphrase for new encrypted images: the file's bytes exactly, no newline stripped, at most "
+                   "1024 bytes (default: a random key kept 0600 in the VM's directory).")
 @click.pass_context
 def create_cmd(ctx: click.Context, **opts: Any) -> None:
     """Create a VM from SCENARIO: domain XML, images, settings record, host plan.
@@ -77,8 +78,12 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     root = store_root(o["output"], config.store)
     directory = vm_dir(root, name)
     writes = not (o["print_xml"] or o["dry_run"])
+    passphrase = None
+    if o["passphrase_file"]:
+        from ...vm.keys import read_passphrase_file
+        passphrase = read_passphrase_file(o["passphrase_file"])
     existing = load_identity(directory)
-    if (directory / "vm.yaml").exists() and not o["force"] and writes:
+    if existing is not None and not o["force"] and writes:
         raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
                                 "its uuid, MACs and images are kept)")
 
@@ -102,6 +107,10 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
     for line in config.notes:
         gen.notes.append(_note(f"{config.path}: {line}"))
+    if passphrase is not None and passphrase.endswith(b"\n") and any(i.encrypt for i in gen.images):
+        gen.notes.append(_note(f"--passphrase-file {o['passphrase_file']} ends with a newline, which is part of "
+                               "the passphrase (as qemu-img and 'virsh secret-set-value --plain' read it; "
+                               "docs/store.md)"))
 
     if o["print_xml"]:
         print_notes(gen.notes)
@@ -113,7 +122,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_notes(gen.notes)
         click.echo(f"Would write {directory / 'domain.xml'} and {directory / 'vm.yaml'}")
         for image in gen.images:
-            verb = "Would keep existing image" if Path(image.path).exists() else "Would create image"
+            verb = "Would check and keep existing image" if os.path.lexists(image.path) else "Would create image"
             extra = f" ({', '.join(image.options)})" if image.options else ""
             enc = " LUKS-encrypted" if image.encrypt else ""
             click.echo(f"{verb} {image.path}: {image.format}{enc}, {image.size} bytes{extra}")
@@ -125,26 +134,42 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_plan(changes)
         return
 
-    from ...vm.store import read_passphrase_file, write_vm
-    created = write_vm(gen, directory, o["passphrase_file"])
-    print_notes(gen.notes)
-    click.echo(f"Wrote {directory / 'domain.xml'}")
-    click.echo(f"Wrote {directory / 'vm.yaml'}")
-    for path in created:
-        click.echo(f"Created image {path}")
-    given = read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
-    if o["define"] or o["start"]:
-        from ...vm.libvirt import connect, define_and_start
-        if hv is None:
-            hv = connect(DEFAULT_URI)
-        define_and_start(hv.conn, gen, directory, o["start"], given)
-        click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {hv.conn.getURI()}")
-    elif hv is not None and any(d.encrypted for d in gen.disks):
-        # Connected but not defining: still give libvirt the disk secrets, so a later
-        # 'virsh define domain.xml' finds them.
-        from ...vm.libvirt import define_secrets
-        for uuid in define_secrets(hv.conn, gen, directory, given):
-            click.echo(f"Defined libvirt secret {uuid} on {hv.conn.getURI()}")
+    from ...vm.lock import VmLock
+    from ...vm.store import open_root_for_writing, write_vm
+    defining = o["define"] or o["start"]
+    encrypted = any(d.encrypted for d in gen.disks)
+    recorded_uri = (uri or DEFAULT_URI) if defining else uri if (hv is not None and encrypted) else None
+    root_fd = open_root_for_writing(root)
+    try:
+        with VmLock(root_fd, root, name, "create"):
+            # Checked again under the lock: another run may have created or changed the VM meanwhile.
+            now = load_identity(directory)
+            if now is not None and not o["force"]:
+                raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
+                                        "its uuid, MACs and images are kept)")
+            if (now.uuid if now else None) != (existing.uuid if existing else None):
+                raise VirtscenarioError(f"VM {name!r} was changed by another process while this run prepared "
+                                        "it: run the command again")
+            written = write_vm(gen, directory, progress=None, libvirt_uri=recorded_uri, passphrase=passphrase)
+            print_notes([*gen.notes, *(_note(n) for n in written.notes)])
+            click.echo(f"Wrote {directory / 'domain.xml'}")
+            click.echo(f"Wrote {directory / 'vm.yaml'}")
+            for path in written.created:
+                click.echo(f"Created image {path}")
+            if defining:
+                from ...vm.libvirt import connect, define_and_start
+                if hv is None:
+                    hv = connect(DEFAULT_URI)
+                define_and_start(hv.conn, gen, directory, o["start"], keys=written.keys)
+                click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {hv.conn.getURI()}")
+            elif hv is not None and encrypted:
+                # Connected but not defining: still give libvirt the disk secrets, so a later
+                # 'virsh define domain.xml' finds them.
+                from ...vm.libvirt import define_secrets
+                for uuid in define_secrets(hv.conn, gen, directory, keys=written.keys):
+                    click.echo(f"Defined libvirt secret {uuid} on {hv.conn.getURI()}")
+    finally:
+        os.close(root_fd)
     print_settings(gen, catalog)
     print_plan(changes)
 
