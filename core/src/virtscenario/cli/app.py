@@ -135,7 +135,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         _check_utf8(args)
         # standalone_mode=False returns ctx.exit()'s code instead of exiting: pass it on.
         code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except click.exceptions.Exit as exc:
@@ -158,7 +161,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         _quiet_stdout()
         sys.exit(1)
     except OSError as exc:
-        if not _stdout_failed():
+        if not (isinstance(exc, StdoutError) or _from_stdout(exc)):
             if debug:
                 raise
             _internal(exc)
@@ -193,12 +196,19 @@ def _echo_err(text: str) -> None:
     click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8", "replace"), err=True)
 
 
-def _stdout_failed() -> bool:
-    """True when standard output cannot take what was written to it (the OSError came from there)."""
-    try:
-        sys.stdout.flush()
-    except OSError:
-        return True
+class StdoutError(OSError):
+    """Standard output could not take what was written to it."""
+
+
+def _from_stdout(exc: BaseException) -> bool:
+    """True when the error came from writing to standard output (click.echo without err=True)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils" \
+                and not frame.f_locals.get("err"):
+            return True
+        tb = tb.tb_next
     return False
 
 
