@@ -143,8 +143,10 @@ def main(argv: Optional[list[str]] = None) -> None:
             sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _echo_err("Aborted.")
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C inside a command into Abort.
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        _echo_err("Interrupted." if interrupted else "Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

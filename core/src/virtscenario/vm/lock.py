@@ -63,8 +63,10 @@ class VmLock:
             if same:
                 self.fd = fd
                 try:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()} {self.action}\n".encode(), 0)
+                    # Overwrite, then cut: the file is never empty once a holder has written it.
+                    data = f"{os.getpid()} {self.action}\n".encode()
+                    os.pwrite(fd, data, 0)
+                    os.ftruncate(fd, len(data))
                 except OSError as exc:
                     self.release()
                     raise failed(exc, "write", self.path) from None
@@ -121,9 +123,14 @@ def _open_lock(locks_fd: int, name: str, shown: Path) -> int:
 
 
 def _holder(fd: int) -> tuple[Optional[int], str]:
-    try:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").split()
-        pid = int(text[0])
-        return pid, DOING.get(text[1], "changed") if len(text) > 1 else "changed"
-    except (OSError, ValueError, IndexError):
-        return None, "changed"
+    """The holder's pid and action, as it wrote them (a new holder writes just after locking)."""
+    import time
+    for _attempt in range(20):
+        try:
+            text = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+            if text:
+                return int(text[0]), DOING.get(text[1], "changed") if len(text) > 1 else "changed"
+        except (OSError, ValueError):
+            break
+        time.sleep(0.005)
+    return None, "changed"

@@ -546,9 +546,11 @@ def _write_new(gen: Any, directory: Path, root_fd: int, given: Optional[bytes], 
     except BaseException:
         os.close(stage_fd)
         stage_fd = -1
-        _quietly(lambda: remove_tree_at(root_fd, stage, stage_path))
-        for path in external:
-            _quietly(lambda path=path: os.unlink(path))  # type: ignore[misc]
+        # An interrupt (Ctrl-C) may land just after the commit rename: then the VM is complete and stays.
+        if lstat_at(root_fd, stage, stage_path) is not None:
+            _quietly(lambda: remove_tree_at(root_fd, stage, stage_path))
+            for path in external:
+                _quietly(lambda path=path: os.unlink(path))  # type: ignore[misc]
         raise
     finally:
         if stage_fd >= 0:
@@ -602,6 +604,12 @@ def _write_update(gen: Any, directory: Path, vm_fd: int, given: Optional[bytes],
                 symlink_at(vm_fd, target, name, directory / name)
         fsync_fd(vm_fd, directory)
     except BaseException:
+        if not switched:
+            # An interrupt (Ctrl-C) may land just after the switch's rename: ask the link, not the flag.
+            try:
+                switched = current_generation(vm_fd, directory) == new_gen
+            except VirtscenarioError:
+                switched = False
         if not switched:
             _quietly(lambda: remove_tree_at(vm_fd, gen_name, directory / gen_name))
             for dir_fd, name, path in made:
