@@ -50,15 +50,15 @@ case "$family" in
     debian)
         BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
         DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools
-                kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client)
+                kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client strace)
         ;;
     suse)
         BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
-        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server)
+        DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server strace)
         ;;
     fedora)
         BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img)
-        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools openssh-server openssh-clients)
+        DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools openssh-server openssh-clients strace)
         ;;
     *)
         BASE=(); DAEMON=()

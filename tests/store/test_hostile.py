@@ -271,3 +271,26 @@ def test_stdout_that_cannot_be_written_is_exit_1_after_the_vm_is_written(tmp_pat
     assert result.returncode == 1
     assert one_error_line(err) == "Error: cannot write to standard output: No space left on device"
     assert (tmp_path / "o" / "vm.yaml").is_file() and (tmp_path / "o" / "domain.xml").is_file()
+
+
+def test_define_gives_qemus_group_search_permission_only(run, tmp_path):
+    """QEMU running as its own user (Debian: libvirt-qemu) must reach the images in the 0700 directory."""
+    from virtscenario.vm.libvirt import grant_qemu_search
+
+    class Conn:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def getCapabilities(self) -> str:  # noqa: N802 - libvirt's name
+            return (f"<capabilities><host><secmodel><model>dac</model><doi>0</doi><baselabel type='kvm'>{self.label}"
+                    f"</baselabel><baselabel type='qemu'>{self.label}</baselabel></secmodel></host></capabilities>")
+
+    args = ("create", "desktop", "--name", "q", "--output", str(tmp_path), "--disk", "none")
+    assert run(*args)[0] == 0
+    vm = tmp_path / "q"
+    grant_qemu_search(Conn("+0:+0"), "qemu", vm)  # QEMU runs as root: nothing to grant
+    assert oct(vm.stat().st_mode & 0o777) == "0o700"
+    grant_qemu_search(Conn(f"+{NOBODY}:+{NOBODY - 1}"), "qemu", vm)
+    assert oct(vm.stat().st_mode & 0o777) == "0o710" and vm.stat().st_gid == NOBODY - 1
+    assert run(*args, "--force")[0] == 0  # a later --force keeps that search bit, nothing more
+    assert oct(vm.stat().st_mode & 0o777) == "0o710"

@@ -188,9 +188,9 @@ def _check_utf8(args: list[str]) -> None:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError as exc:
-            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:60]
-            raise VirtscenarioError(f"command-line argument {index} ({shown!r}) is not valid UTF-8 (byte "
-                                    f"{exc.start + 1})") from None
+            raw = arg.encode("utf-8", "surrogateescape")  # the bytes as given
+            raise VirtscenarioError(f"command-line argument {index} ({repr(raw[:60])[1:]}) is not valid UTF-8 "
+                                    f"(byte {len(arg[:exc.start].encode('utf-8', 'surrogateescape')) + 1})") from None
 
 
 def _echo_err(text: str) -> None:

@@ -46,6 +46,7 @@ def define_and_start(conn: Any, gen: Generated, directory: Path, start: bool,
     from ..host.hypervisor import libvirt_error_text, quiet_libvirt
     libvirt = quiet_libvirt()
     try:
+        grant_qemu_search(conn, gen.domain.type, directory)
         define_secrets(conn, gen, directory, passphrase, keys)
         flags = getattr(libvirt, "VIR_DOMAIN_DEFINE_VALIDATE", 0)
         dom = conn.defineXMLFlags(gen.xml.decode(), flags)
@@ -54,6 +55,47 @@ def define_and_start(conn: Any, gen: Generated, directory: Path, start: bool,
         return dom
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"libvirt refused {gen.domain.name}: {libvirt_error_text(exc)}") from None
+
+
+def qemu_ids(conn: Any, virt_type: str) -> Optional[tuple[int, int]]:
+    """The uid and gid QEMU runs as on this connection (the DAC security model's base label), or None."""
+    from lxml import etree
+    try:
+        caps = etree.fromstring(conn.getCapabilities().encode())
+    except Exception:  # noqa: BLE001 - a driver without capabilities: nothing to adapt to
+        return None
+    for label in caps.iterfind("host/secmodel/baselabel"):
+        if label.getparent().findtext("model") == "dac" and label.get("type") == virt_type:
+            try:
+                uid, gid = (int(part.lstrip("+")) for part in (label.text or "").split(":"))
+            except ValueError:
+                return None
+            return uid, gid
+    return None
+
+
+def grant_qemu_search(conn: Any, virt_type: str, directory: Path) -> None:
+    """QEMU running as another user (Debian: libvirt-qemu) must reach the images in the 0700 VM
+    directory: give its group search permission only (0710; no listing, and the images stay 0600,
+    libvirt hands them to QEMU's user at start)."""
+    ids = qemu_ids(conn, virt_type)
+    if ids is None or ids[0] in (0, os.geteuid()):
+        return
+    from .fsutil import DIR_FLAGS
+    try:
+        fd = os.open(directory, DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and (st.st_gid != ids[1] or st.st_mode & 0o777 != 0o710):
+            os.fchown(fd, -1, ids[1])
+            os.fchmod(fd, 0o710)
+    except OSError as exc:
+        raise VirtscenarioError(f"cannot let QEMU (uid {ids[0]}, gid {ids[1]}) reach the images in {directory}: "
+                                f"{exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def define_secrets(conn: Any, gen: Generated, directory: Path, passphrase: Optional[bytes] = None,

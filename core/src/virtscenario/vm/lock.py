@@ -119,6 +119,12 @@ def _open_lock(locks_fd: int, name: str, shown: Path) -> int:
                      dir_fd=locks_fd)
     except OSError as exc:
         raise failed(exc, "open", shown) from None
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
+    except OSError as exc:
+        os.close(fd)
+        raise failed(exc, "set the mode of", shown) from None
     return fd
 
 

@@ -564,7 +564,8 @@ def _write_update(gen: Any, directory: Path, vm_fd: int, given: Optional[bytes],
     if st.st_uid not in (0, os.geteuid()):
         raise StoreError(f"VM directory {directory} belongs to uid {st.st_uid}, not to you or root: refusing to "
                          "write into it")
-    set_mode(vm_fd, PRIVATE_DIR, directory)
+    # 0700, keeping only the group search bit create --define may have given QEMU's group.
+    set_mode(vm_fd, PRIVATE_DIR | (stat.S_IMODE(st.st_mode) & 0o010), directory)
     _migrate_plain_files(vm_fd, directory)
     current = current_generation(vm_fd, directory)
     _clean_vm_leftovers(vm_fd, directory, current)
