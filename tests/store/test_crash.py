@@ -373,3 +373,49 @@ def test_different_names_stay_parallel(tmp_path):
             p.stderr.close()
         assert code == 0, err
     assert sorted(os.listdir(store)) == [".locks", "p0", "p1", "p2", "p3", "p4"]
+
+
+# -- failures at every store change -------------------------------------------------------------------
+ERRNO = {"write": "ENOSPC", "pwrite64": "ENOSPC", "mkdir": "ENOSPC", "mkdirat": "ENOSPC", "symlink": "ENOSPC",
+         "symlinkat": "ENOSPC", "link": "ENOSPC", "linkat": "ENOSPC", "rename": "EROFS", "renameat": "EROFS",
+         "renameat2": "EROFS", "unlink": "EROFS", "unlinkat": "EROFS", "rmdir": "EROFS"}
+MESSAGE = {"ENOSPC": "No space left on device", "EROFS": "Read-only file system"}
+
+
+def fail_at(scenario: Scenario, store: Path, point: tuple[str, int]) -> str:
+    old = signature(store / VM) if scenario.base else None
+    name, n = point
+    errno = ERRNO[name]
+    argv = [STRACE, "-o", "/dev/null", "-e", f"trace={name}", "-e", f"inject={name}:error={errno}:when={n}", CLI,
+            *scenario.args, "--output", str(store), *extra(scenario, store)]
+    result = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300)
+    where = f"{scenario.name}: {errno} at {name} #{n}"
+    state, _sig = inspect(scenario, store, old)
+    if result.returncode == 0:
+        # Only a cleanup after the commit may fail quietly (the next writer finishes it).
+        assert state == "new", f"{where}: exit 0 but {state}"
+        return state
+    assert result.returncode == 1, f"{where}: exit {result.returncode}: {result.stderr[-500:]}"
+    line = one_error_line(result.stderr)
+    assert line.startswith("Error: cannot ") and str(store) in line and line.endswith(MESSAGE[errno]), \
+        f"{where}: {line}"
+    assert state == "old", f"{where}: failed with {line!r} but the new VM is there"
+    leftovers = [p.name for p in store.iterdir() if p.name not in (".locks", VM)] if store.exists() else []
+    assert not leftovers, f"{where}: left {leftovers}"
+    if scenario.base:
+        assert entries(store / VM) == {e for e in scenario.entries if e not in {"crash-1.raw"}}, where
+    return state
+
+
+def test_a_failing_filesystem_at_every_store_change_is_one_line_and_the_old_vm(tmp_path):
+    """ENOSPC and EROFS at each write, mkdir, link, rename, unlink: exit 1, one line naming the path,
+    the old VM untouched and nothing left over (no mix of generations, no 'internal error')."""
+    for scenario in (A, B):
+        slots = Slots(tmp_path / scenario.name.split()[0].strip("-"), scenario)
+        scenario.points.clear()
+        slots.run(lambda store, scenario=scenario: trace(scenario, store))
+        points = [p for p in scenario.points if p[0] in ERRNO and not (p[0] == "write" and p == scenario.points[-1])]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            states = list(pool.map(lambda p, s=scenario, sl=slots: sl.run(lambda store: fail_at(s, store, p)),
+                                   points))
+        assert states.count("old") >= len(points) - 3, states

@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
 Progress = Optional[Callable[[str], None]]
 
-LUKS_RETRIES = 5
-#: qemu-img 7.2 fails LUKS creation now and then on fast machines (QEMU bug, pbkdf benchmark).
+#: qemu-img fails LUKS creation at random when its PBKDF benchmark measures 0 ms of thread CPU time:
+#: with tick-based CPU accounting (CONFIG_TICK_CPU_ACCOUNTING, 4 ms ticks) that was 6 runs in 12 on the
+#: CI machine. A failed attempt takes milliseconds, so retry until a failure rate of 1/2 does not matter.
+LUKS_RETRIES = 20
 FLAKY_LUKS = "Unable to get accurate CPU usage"
 PART = ".part-"
 
@@ -51,7 +53,7 @@ def qemu_opt(value: str) -> str:
 
 
 def run_qemu_img(command: str, args: Sequence[str], passphrase: Optional[bytes] = None,
-                 run: Run = subprocess.run) -> subprocess.CompletedProcess[str]:
+                 run: Run = subprocess.run, image: str = "") -> subprocess.CompletedProcess[str]:
     """``qemu-img COMMAND [--object secret,id=sec0,file=/dev/fd/N] ARGS``; the secret travels in a pipe."""
     argv = [qemu_img(), command]
     try:
@@ -61,7 +63,8 @@ def run_qemu_img(command: str, args: Sequence[str], passphrase: Optional[bytes] 
             return run([*argv, "--object", f"secret,id=sec0,file=/dev/fd/{fd}", *args], capture_output=True,
                        text=True, check=False, pass_fds=(fd,))
     except OSError as exc:
-        raise VirtscenarioError(f"cannot run qemu-img {command}: {exc.strerror or exc}") from None
+        on = f" on {image}" if image else ""
+        raise VirtscenarioError(f"cannot run qemu-img {command}{on}: {exc.strerror or exc}") from None
 
 
 def message(result: subprocess.CompletedProcess[str]) -> str:
@@ -132,12 +135,12 @@ def _qemu_img_create(plan: ImagePlan, path: Path, passphrase: Optional[bytes], r
     args = ["-q", "-f", plan.format, *(["-o", ",".join(opts)] if opts else []), str(path), str(plan.size)]
     tries = LUKS_RETRIES if plan.encrypt else 1
     for attempt in range(1, tries + 1):
-        result = run_qemu_img("create", args, passphrase if plan.encrypt else None, run)
+        result = run_qemu_img("create", args, passphrase if plan.encrypt else None, run, str(path))
         if result.returncode == 0:
             return
         text = message(result)
         if FLAKY_LUKS in text and attempt < tries:
-            time.sleep(0.05 * attempt)
+            time.sleep(0.01 * attempt)
             continue
         raise VirtscenarioError(f"qemu-img create {plan.path} failed: {text}")
 
@@ -165,7 +168,7 @@ def _fsync_file(dir_fd: int, name: str, shown: Path) -> None:
 
 
 def image_info(path: str, run: Run = subprocess.run) -> dict:
-    result = run_qemu_img("info", ["--output=json", "-U", path], run=run)
+    result = run_qemu_img("info", ["--output=json", "-U", path], run=run, image=path)
     if result.returncode != 0:
         raise VirtscenarioError(f"cannot read image {path}: {message(result)}")
     try:
@@ -207,12 +210,12 @@ def check_image(path: str, fmt: str, passphrase: Optional[bytes], run: Run = sub
     if fmt != "qcow2":
         return None  # raw has no metadata to check; info already confirmed format and size
     opts = f"driver=qcow2,file.filename={qemu_opt(path)}" + (",encrypt.key-secret=sec0" if passphrase else "")
-    result = run_qemu_img("check", ["-q", "--image-opts", opts], passphrase, run)
+    result = run_qemu_img("check", ["-q", "--image-opts", opts], passphrase, run, path)
     if result.returncode == 0:
         return None
     text = message(result)
     if result.returncode == 1 and "lock" in text:
-        result = run_qemu_img("check", ["-q", "-U", "--image-opts", opts], passphrase, run)
+        result = run_qemu_img("check", ["-q", "-U", "--image-opts", opts], passphrase, run, path)
         return None if result.returncode in (0, 2, 3) else message(result)
     if result.returncode == 3:
         return f"leaked clusters (repair: qemu-img check -r leaks {path})"
