@@ -215,9 +215,16 @@ def delete_cmd(name: str, connect: Optional[str], keep_images: bool, force: bool
                 notes.append(f"the VM's record is unreadable ({exc}); removing the directory anyway")
             uri = None if store_only else connect or record.get("libvirt_uri")
             if uri:
+                from ...errors import LibvirtError
                 from ...vm.libvirt import undefine_vm
                 secrets = [str(u) for u in (record.get("secrets") or {}).values()]
-                done = undefine_vm(_connect(str(uri)), str(record.get("uuid") or ""), name, secrets, force)
+                try:
+                    conn = _connect(str(uri))
+                except LibvirtError as exc:
+                    hint = "" if connect else " (vm.yaml says create defined it there; --store-only removes only " \
+                                              "the store entry)"
+                    raise LibvirtError(f"{exc}{hint}") from None
+                done = undefine_vm(conn, str(record.get("uuid") or ""), name, secrets, force)
                 if done.stopped:
                     click.echo(f"Stopped {name} on {uri}")
                 if done.domain:
