@@ -41,7 +41,7 @@ def test_create_writes_store_and_reports(run, tmp_path):
     cache = {s["key"]: s for s in record["settings"]}["sound.model"]
     assert cache["source"].startswith("scenario demo")
     assert (vm / "share").is_dir()
-    assert oct((vm / "domain.xml").stat().st_mode & 0o777) == "0o644"
+    assert oct((vm / "domain.xml").stat().st_mode & 0o777) == "0o600"  # private, whatever the umask
 
 
 def test_existing_vm_needs_force_and_keeps_identity(run, tmp_path):

@@ -180,12 +180,9 @@ def test_prepare_networks_for_create(conn: Any, host: HostRoot) -> None:
 
 
 def test_recording_in_vm_yaml(tmp_path: Path) -> None:
-    from virtscenario.vm.store import VM_FILE, atomic_write, dump_yaml, load_vm
-    atomic_write(tmp_path / VM_FILE, dump_yaml({"name": "x", "uuid": "u"}))
-    n.record_networks(tmp_path, ["lab"])
-    n.record_networks(tmp_path, ["lab", "backend"])
-    assert n.recorded_networks(tmp_path) == ["lab", "backend"]
-    assert load_vm(tmp_path)["name"] == "x"
+    from virtscenario.vm.store import VM_FILE, atomic_write, dump_yaml
+    atomic_write(tmp_path / VM_FILE, dump_yaml({"name": "x", "uuid": "u", n.CREATED_KEY: ["lab", 3, "backend"]}))
+    assert n.recorded_networks(tmp_path) == ["lab", "backend"]  # only names; the record is written by write_vm
 
 
 def test_create_with_create_network_records_it(conn: Any, run_cli: Any, tmp_path: Path) -> None:
@@ -211,6 +208,11 @@ def test_create_with_create_network_records_it(conn: Any, run_cli: Any, tmp_path
         code, out, err = run(*args, "--force")
         assert code == 0, err
         assert n.recorded_networks(store / "t-netvm") == ["t-made"]
+        # delete removes the domain and, since no other domain uses it, the network made for it.
+        code, out, err = run("delete", "t-netvm", "--output", str(store), "--connect", "test:///default")
+        assert code == 0, err
+        assert "Removed network t-made (created for this VM by --create-network) on test:///default" in out
+        assert n.lookup(conn, "t-made") is None and not (store / "t-netvm").exists()
     finally:
         try:
             conn.lookupByName("t-netvm").undefine()

@@ -204,7 +204,7 @@ def test_disks_networks_cdrom(catalog_of, tmp_path):
     image = tmp_path / "existing.raw"
     image.write_bytes(b"\0" * 4096)
     g = gen(catalog_of, tmp_path, disks=[DiskArg(path=str(image), format="raw", cache="none"),
-                                         DiskArg(size=2**30, bus="sata")],
+                                         DiskArg(size="1G", bus="sata")],
             networks=[NetArg("bridge", "br0"), NetArg("user"), NetArg("network", "lab", model="e1000e",
                                                                          mac="52:54:00:12:34:56")],
             cdrom=str(iso))

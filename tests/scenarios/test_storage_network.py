@@ -93,13 +93,16 @@ def test_securevm_image_is_luks_encrypted_and_the_secret_never_on_argv(run, tmp_
 
     def spy_run(argv, **kwargs):
         calls.append(list(argv))
-        secret_arg = next(a for a in argv if a.startswith("secret,"))
-        secret_file = Path(secret_arg.split("file=", 1)[1].split(",", 1)[0])
-        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        secret_arg = next((a for a in argv if a.startswith("secret,")), None)
+        if secret_arg is not None:
+            # The passphrase travels in a pipe qemu-img inherits: never argv, never a file on disk.
+            fd = int(secret_arg.rsplit("file=/dev/fd/", 1)[1])
+            assert kwargs.get("pass_fds") == (fd,) and stat.S_ISFIFO(os.fstat(fd).st_mode)
         return subprocess.run(argv, **kwargs)
 
     monkeypatch.setattr(storage, "create_image", lambda *a, **kw: real_create(*a, run=spy_run, **kw))
-    code, out, err = run("create", "securevm", "--name", "s", "--output", str(tmp_path), "--disk", "size=1")
+    code, out, err = run("create", "securevm", "--name", "s", "--output", str(tmp_path), "--disk", "size=1",
+                         "--set", "disk.luks_iter_time=10")
     assert code == 0, err
     vm = tmp_path / "s"
     passphrase = (vm / "disk.secret").read_text()
@@ -107,30 +110,39 @@ def test_securevm_image_is_luks_encrypted_and_the_secret_never_on_argv(run, tmp_
     assert calls, "qemu-img was not called through create_image"
     for argv in calls:
         assert not any(passphrase in a for a in argv), argv
-        assert any(a.startswith("secret,id=sec0,file=") for a in argv)
+    create = next(a for a in calls if a[1] == "create")
+    assert create[2:4] == ["--object", create[3]] and create[3].startswith("secret,id=sec0,file=/dev/fd/")
+    assert "encrypt.iter-time=10" in create[create.index("-o") + 1]
+    assert any(a[1] == "check" and any(x.startswith("secret,") for x in a) for a in calls), \
+        "the new image must be opened with its passphrase before it is renamed into place"
     assert passphrase not in out + err and passphrase not in (vm / "vm.yaml").read_text()
-    assert not list(vm.glob(".secret-*")), "the temporary secret file must be removed"
+    assert not [p for p in vm.rglob("*") if "secret" in p.name and p.name != "disk.secret"]
     meta = info(vm / "s.qcow2")
     assert meta["encrypted"] is True and meta["format-specific"]["data"]["encrypt"]["format"] == "luks"
     root = domain(vm)
     secret_uuid = root.find("devices/disk/source/encryption/secret").get("uuid")
-    assert yaml.safe_load((vm / "vm.yaml").read_text())["secrets"] == {str(vm / "s.qcow2"): secret_uuid}
+    record = yaml.safe_load((vm / "vm.yaml").read_text())
+    assert record["secrets"] == {str(vm / "s.qcow2"): secret_uuid}
+    assert record["disks"][0]["key"] == "disk.secret" and record["disks"][0]["created"] is True
 
 
 def test_luks_creation_is_retried_on_qemus_flaky_benchmark(tmp_path):
     from virtscenario.domain.model import ImagePlan
     from virtscenario.vm.images import FLAKY_LUKS, create_image
-    seen: list[list[str]] = []
+    creates: list[list[str]] = []
 
-    def flaky(argv, **_kw):
-        seen.append(argv)
-        if len(seen) < 3:
-            return subprocess.CompletedProcess(argv, 1, "", f"qemu-img: x.qcow2: {FLAKY_LUKS}\n")
-        Path(argv[-2]).write_bytes(b"")
-        return subprocess.CompletedProcess(argv, 0, "", "")
+    def flaky(argv, **kw):
+        if argv[1] == "create":
+            creates.append(argv)
+            if len(creates) < 3:
+                return subprocess.CompletedProcess(argv, 1, "", f"qemu-img: x.qcow2: {FLAKY_LUKS}\n")
+        return subprocess.run(argv, **kw)
 
-    create_image(ImagePlan(str(tmp_path / "x.qcow2"), "qcow2", 2**30, (), True), b"pw-123", run=flaky)
-    assert len(seen) == 3 and not any("pw-123" in a for argv in seen for a in argv)
+    create_image(ImagePlan(str(tmp_path / "x.qcow2"), "qcow2", 2**26, ("encrypt.iter-time=10",), True), b"pw-123",
+                 run=flaky)
+    assert len(creates) == 3 and not any("pw-123" in a for argv in creates for a in argv)
+    assert info(tmp_path / "x.qcow2")["encrypted"] is True
+    assert [p.name for p in tmp_path.iterdir()] == ["x.qcow2"]  # no temporary image left
 
 
 # -- existing images, several disks, CD-ROM ------------------------------------------------

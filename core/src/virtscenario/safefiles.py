@@ -36,6 +36,45 @@ def check_trusted(path: Path, what: str) -> os.stat_result:
     return st
 
 
+def check_trusted_dir(path: Path, what: str) -> None:
+    """Refuse a directory (a store root, an image directory) that someone else could swap or fill.
+
+    The directory must belong to the invoking user or root and be writable by nobody else;
+    every directory above it must belong to the invoking user or root and be writable by
+    nobody else unless it is sticky (like ``/tmp``, where others cannot rename what is not
+    theirs). A symbolic link on the way must belong to the invoking user or root too.
+    Missing trailing components are fine (they are created later, by us).
+    """
+    euid = os.geteuid()
+    absolute = Path(os.path.abspath(path))
+    # Symlinks in the path as given: their owner could point them elsewhere later.
+    for prefix in [*reversed(absolute.parents), absolute]:
+        try:
+            st = os.lstat(prefix)
+        except OSError:
+            break
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, euid):
+            raise ConfigError(f"{what} {absolute}: the symbolic link {prefix} belongs to uid {st.st_uid}, not to "
+                              "you or root: refusing to use it")
+    real = Path(os.path.realpath(absolute))
+    for prefix in [*reversed(real.parents), real]:
+        try:
+            st = os.stat(prefix)
+        except FileNotFoundError:
+            break
+        except OSError as exc:
+            raise ConfigError(f"cannot check {what} {absolute}: {prefix}: {exc.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{what} {absolute}: {prefix} is not a directory")
+        if st.st_uid not in (0, euid):
+            raise ConfigError(f"{what} {absolute}: {prefix} belongs to uid {st.st_uid}, not to you or root: "
+                              "refusing to use it (its owner could swap what is inside)")
+        writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if writable and (prefix == real or not st.st_mode & stat.S_ISVTX):
+            raise ConfigError(f"{what} {absolute}: {prefix} is writable by its group or others "
+                              f"(mode {stat.S_IMODE(st.st_mode):04o}): refusing to use it (chmod go-w {prefix})")
+
+
 def load_yaml(path: Path, what: str) -> Any:
     """Parse a trusted YAML file: size-bounded, no aliases, no duplicate keys, one-line errors."""
     st = check_trusted(path, what)

@@ -22,8 +22,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 #: Built-in commands: name -> (module, attribute), imported when the command is used.
 BUILTIN_COMMANDS = {
     "create": ("virtscenario.cli.commands.create", "create_cmd"),
+    "delete": ("virtscenario.cli.commands.vms", "delete_cmd"),
     "host": ("virtscenario.cli.commands.host", "host_group"),
     "hosts": ("virtscenario.fleet.commands", "hosts_group"),
+    "list": ("virtscenario.cli.commands.vms", "list_cmd"),
     "migrate-check": ("virtscenario.fleet.commands", "migrate_check"),
     "network": ("virtscenario.cli.commands.network", "network_group"),
     "plugin": ("virtscenario.cli.commands.plugins", "plugin_group"),
@@ -31,6 +33,7 @@ BUILTIN_COMMANDS = {
     "scenarios": ("virtscenario.cli.commands.scenarios", "scenarios_group"),
     "settings": ("virtscenario.cli.commands.settings", "settings_cmd"),
     "shell": ("virtscenario.cli.commands.shell", "shell_cmd"),
+    "show": ("virtscenario.cli.commands.vms", "show_cmd"),
     "validate": ("virtscenario.cli.commands.validate", "validate_cmd"),
 }
 
@@ -123,18 +126,29 @@ def cli(ctx: click.Context, debug: bool, host_root: Optional[str]) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: one ``Error:`` line and exit 1 on failure; a traceback only with --debug."""
+    """Entry point: one ``Error:`` line and exit 1 on failure; a traceback only with --debug.
+
+    Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (Ctrl-C). Output that
+    cannot be written (``> /dev/full``) is a failure too: exit 1, after the work is done.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VIRTSCENARIO_DEBUG") == "1"
     try:
+        _check_utf8(args)
         # standalone_mode=False returns ctx.exit()'s code instead of exiting: pass it on.
         code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
+        try:
+            sys.stdout.flush()
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C inside a command into Abort.
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        _echo_err("Interrupted." if interrupted else "Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -142,21 +156,64 @@ def main(argv: Optional[list[str]] = None) -> None:
     except VirtscenarioError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        _echo_err(f"Error: {exc}")
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        _echo_err("Interrupted.")
         sys.exit(130)
     except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(1)
+    except OSError as exc:
+        if not (isinstance(exc, StdoutError) or _from_stdout(exc)):
+            if debug:
+                raise
+            _internal(exc)
+        _echo_err(f"Error: cannot write to standard output: {exc.strerror or exc}")
         _quiet_stdout()
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback by default
         if debug:
             raise
-        text = str(exc).splitlines()[0][:300] if str(exc) else ""
-        click.echo(f"Error: internal error: {type(exc).__name__}: {text} (run with --debug for a traceback)",
-                   err=True)
-        sys.exit(1)
+        _internal(exc)
+
+
+def _internal(exc: BaseException) -> None:
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    _echo_err(f"Error: internal error: {type(exc).__name__}: {text} (run with --debug for a traceback)")
+    sys.exit(1)
+
+
+def _check_utf8(args: list[str]) -> None:
+    """Arguments that are not UTF-8 (surrogate-escaped by Python) cannot go into XML, YAML or paths we print."""
+    for index, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raw = arg.encode("utf-8", "surrogateescape")  # the bytes as given
+            raise VirtscenarioError(f"command-line argument {index} ({repr(raw[:60])[1:]}) is not valid UTF-8 "
+                                    f"(byte {len(arg[:exc.start].encode('utf-8', 'surrogateescape')) + 1})") from None
+
+
+def _echo_err(text: str) -> None:
+    # backslashreplace: a message quoting odd input must still print as one line.
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8", "replace"), err=True)
+
+
+class StdoutError(OSError):
+    """Standard output could not take what was written to it."""
+
+
+def _from_stdout(exc: BaseException) -> bool:
+    """True when the error came from writing to standard output (click.echo without err=True)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils" \
+                and not frame.f_locals.get("err"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _quiet_stdout() -> None:
@@ -164,6 +221,5 @@ def _quiet_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
+    except (OSError, ValueError):
         pass
-

@@ -70,6 +70,8 @@ class Generated(Record):
     vm_dir: Path
     host_requirements: list[HostRequirement]
     validated: bool
+    #: More keys for vm.yaml from the command that writes the VM (e.g. the networks it created).
+    record_extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def disks(self) -> list[DiskPlan]:

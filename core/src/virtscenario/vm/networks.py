@@ -415,16 +415,6 @@ def recorded_networks(directory: Path) -> list[str]:
     return [str(n) for n in data.get(CREATED_KEY) or [] if isinstance(n, str)]
 
 
-def record_networks(directory: Path, names: Iterable[str]) -> None:
-    """Add ``names`` to vm.yaml's ``networks_created`` (atomically, keeping what was there)."""
-    from .store import VM_FILE, atomic_write, dump_yaml, load_vm
-    data = load_vm(directory)
-    if data is None:
-        raise VirtscenarioError(f"{directory / VM_FILE} is missing: cannot record the networks created for it")
-    data[CREATED_KEY] = list(dict.fromkeys([*recorded_networks(directory), *names]))
-    atomic_write(directory / VM_FILE, dump_yaml(data))
-
-
 def release_network(conn: Any, name: str, leaving: Optional[str] = None) -> tuple[bool, str]:
     """For ``delete``: remove network ``name`` (recorded in a VM's ``networks_created``) unless a
     domain other than ``leaving`` (the VM being deleted) still uses it. Returns (removed, message)."""

@@ -4,6 +4,7 @@ written by :mod:`virtscenario.vm.store` and defined by :mod:`virtscenario.vm.lib
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,7 +38,8 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
 @click.option("--define", is_flag=True, help="Define the domain in libvirt (default URI qemu:///system).")
 @click.option("--start", is_flag=True, help="Define and start the domain.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True),
-              help="Passphrase for encrypted images (default: a random one kept 0600 in the VM's store).")
+              help="Passphrase for new encrypted images: the file's bytes exactly, no newline stripped, at most "
+                   "1024 bytes (default: a random key kept 0600 in the VM's directory).")
 @click.option("--explain", is_flag=True, help="Print every setting with its source, reason and reference, and "
               "the host plan in full.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -93,8 +95,12 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     root = store_root(o["output"], config.store)
     directory = vm_dir(root, name)
     writes = not (o["print_xml"] or o["dry_run"])
+    passphrase = None
+    if o["passphrase_file"]:
+        from ...vm.keys import read_passphrase_file
+        passphrase = read_passphrase_file(o["passphrase_file"])
     existing = load_identity(directory)
-    if (directory / "vm.yaml").exists() and not o["force"] and writes:
+    if existing is not None and not o["force"] and writes:
         raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
                                 "its uuid, MACs and images are kept)")
 
@@ -122,6 +128,10 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
     for line in config.notes:
         gen.notes.append(_note(f"{config.path}: {line}"))
+    if passphrase is not None and passphrase.endswith(b"\n") and any(i.encrypt for i in gen.images):
+        gen.notes.append(_note(f"--passphrase-file {o['passphrase_file']} ends with a newline, which is part of "
+                               "the passphrase (as qemu-img and 'virsh secret-set-value --plain' read it; "
+                               "docs/store.md)"))
 
     if o["print_xml"]:
         print_notes(gen.notes)
@@ -133,7 +143,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_notes(gen.notes)
         click.echo(f"Would write {directory / 'domain.xml'} and {directory / 'vm.yaml'}")
         for image in gen.images:
-            verb = "Would keep existing image" if Path(image.path).exists() else "Would create image"
+            verb = "Would check and keep existing image" if os.path.lexists(image.path) else "Would create image"
             extra = f" ({', '.join(image.options)})" if image.options else ""
             enc = " LUKS-encrypted" if image.encrypt else ""
             click.echo(f"{verb} {image.path}: {image.format}{enc}, {image.size} bytes{extra}")
@@ -149,37 +159,61 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_plan(changes)
         return
 
-    from ...vm.store import read_passphrase_file, write_vm
-    nets, hv = _prepare_networks(ctx, o, gen, hv)  # host resources (issue 15)
-    with _networks_kept(hv, nets, directory):
-        created = write_vm(gen, directory, o["passphrase_file"])
-    given = read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
+    from ...vm.lock import VmLock
+    from ...vm.store import open_root_for_writing, write_vm
+    defining = o["define"] or o["start"]
+    encrypted = any(d.encrypted for d in gen.disks)
+    recorded_uri = (uri or DEFAULT_URI) if defining else uri if (hv is not None and encrypted) else None
+    from ..progress import Progress
+    progress = Progress(enabled=False if o.get("quiet") or o.get("as_json") else None)
     defined_on = None
     secrets: list[str] = []
-    if o["define"] or o["start"]:
-        from ...vm.libvirt import connect, define_and_start
-        if hv is None:
-            hv = connect(DEFAULT_URI)
-        define_and_start(hv.conn, gen, directory, o["start"], given)
-        defined_on = hv.conn.getURI()
-    elif hv is not None and any(d.encrypted for d in gen.disks):
-        # Connected but not defining: still give libvirt the disk secrets, so a later
-        # 'virsh define domain.xml' finds them.
-        from ...vm.libvirt import define_secrets
-        secrets = define_secrets(hv.conn, gen, directory, given)
-    written = _written(gen, directory, created, secrets, hv.conn.getURI() if hv else None)
+    # Networks are checked (and with --create-network created) before anything is written; a network
+    # made here is removed again if writing the VM fails (_networks_kept).
+    nets, hv = _prepare_networks(ctx, o, gen, hv)  # host resources (issue 15)
+    root_fd = open_root_for_writing(root)
+    try:
+        with progress, VmLock(root_fd, root, name, "create"):
+            # Checked again under the lock: another run may have created or changed the VM meanwhile.
+            now = load_identity(directory)
+            if now is not None and not o["force"]:
+                raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
+                                        "its uuid, MACs and images are kept)")
+            if (now.uuid if now else None) != (existing.uuid if existing else None):
+                raise VirtscenarioError(f"VM {name!r} was changed by another process while this run prepared "
+                                        "it: run the command again")
+            with _networks_kept(gen, hv, nets, directory):
+                written = write_vm(gen, directory, progress=progress.step, libvirt_uri=recorded_uri,
+                                   passphrase=passphrase)
+            gen.notes.extend(_note(n) for n in written.notes)
+            if defining:
+                from ...vm.libvirt import connect, define_and_start
+                if hv is None:
+                    hv = connect(DEFAULT_URI)
+                progress.step(f"{'Defining and starting' if o['start'] else 'Defining'} {name} on "
+                              f"{hv.conn.getURI()}")
+                define_and_start(hv.conn, gen, directory, o["start"], keys=written.keys)
+                defined_on = hv.conn.getURI()
+            elif hv is not None and encrypted:
+                # Connected but not defining: still give libvirt the disk secrets, so a later
+                # 'virsh define domain.xml' finds them.
+                from ...vm.libvirt import define_secrets
+                secrets = define_secrets(hv.conn, gen, directory, keys=written.keys)
+    finally:
+        os.close(root_fd)
+    lines = _written(gen, directory, written.created, secrets, hv.conn.getURI() if hv else None)
     if o.get("quiet"):
         return
     if o.get("as_json"):
         import json
 
         from ..summary import as_json
-        click.echo(json.dumps(as_json(gen, directory, written, changes, defined_on, o["start"]), indent=2,
+        click.echo(json.dumps(as_json(gen, directory, lines, changes, defined_on, o["start"]), indent=2,
                               default=str))
         return
     print_notes(gen.notes)
     if o.get("explain"):
-        for line in written:
+        for line in lines:
             click.echo(line)
         if defined_on:
             click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {defined_on}")
@@ -187,7 +221,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_plan(changes)
         return
     from ..summary import render
-    click.echo(render(gen, catalog.registry, directory, written, changes, defined_on, o["start"]))
+    click.echo(render(gen, catalog.registry, directory, lines, changes, defined_on, o["start"]))
 
 
 def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], uri: Any) -> list[str]:
@@ -235,15 +269,15 @@ def _prepare_networks(ctx: click.Context, o: dict[str, Any], gen: Any, hv: Any) 
 
 
 @contextlib.contextmanager
-def _networks_kept(hv: Any, nets: Any, directory: Path) -> Iterator[None]:
-    """Around write_vm: record the networks created for the VM in its vm.yaml (keeping those an earlier
-    --force run recorded), or remove them again when writing fails."""
-    from ...vm.networks import record_networks, recorded_networks, remove_networks
-    earlier = recorded_networks(directory)
+def _networks_kept(gen: Any, hv: Any, nets: Any, directory: Path) -> Iterator[None]:
+    """Around write_vm: the networks created for the VM go into the vm.yaml it writes (with those an earlier
+    --force run recorded); they are removed again when writing fails."""
+    from ...vm.networks import CREATED_KEY, recorded_networks, remove_networks
+    made = [*recorded_networks(directory), *(nets.created if nets is not None else ())]
+    if made:
+        gen.record_extra[CREATED_KEY] = list(dict.fromkeys(made))
     try:
         yield
-        if earlier or (nets is not None and nets.created):
-            record_networks(directory, [*earlier, *(nets.created if nets is not None else ())])
     except BaseException:
         if nets is not None:
             remove_networks(hv.conn, nets.created)
