@@ -49,5 +49,7 @@ def test_golden_notes_are_the_expected_adaptations() -> None:
     desktop = [n.message for n in gen("desktop").notes]
     assert len(desktop) == 1 and "refuses <readonly/> on virtiofs" in desktop[0]
     computation = [n.message for n in gen("computation").notes]
-    assert computation == ["cpu.iothreads=4 reduced to 1: one iothread per virtio disk"]
+    assert computation == ["cpu.iothreads=4 reduced to 1: one iothread per virtio disk",
+                           "vm.on_crash=restart: without a panic device (panic.model) QEMU does not see a guest "
+                           "crash, so the action applies only to crashes QEMU itself detects"]
     assert gen("securevm").notes == []

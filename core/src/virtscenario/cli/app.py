@@ -30,6 +30,7 @@ BUILTIN_COMMANDS = {
     "scenarios": ("virtscenario.cli.commands.scenarios", "scenarios_group"),
     "settings": ("virtscenario.cli.commands.settings", "settings_cmd"),
     "validate": ("virtscenario.cli.commands.validate", "validate_cmd"),
+    "verify": ("virtscenario.cli.commands.verify", "verify_cmd"),
 }
 
 

@@ -26,7 +26,9 @@ from .sections.security import LaunchSecurity
 from .sections.vm import Metadata
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..vm.cloudinit import SeedPlan
     from ..vm.identity import Identity
+    from .bootargs import DirectBoot
 
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
@@ -54,6 +56,7 @@ class Devices(Record):
     watchdogs: list[Watchdog] = field(default_factory=list)
     memballoon: Optional[MemBalloon] = None
     rngs: list[Rng] = field(default_factory=list)
+    panics: list[str] = field(default_factory=list)  # <panic model=...>
     hostdevs: list[str] = field(default_factory=list)  # PCI addresses; only for rules (migration)
 
 
@@ -111,3 +114,6 @@ class VmPlan(Record):
     nets: list[NetPlan] = field(default_factory=list)
     cdrom: Optional[str] = None
     share_dir: Optional[str] = None
+    direct_boot: Optional[DirectBoot] = None  # --boot kernel=...
+    seed: Optional[SeedPlan] = None  # --cloud-init: the NoCloud seed ISO, a second CD-ROM
+    os_uri: Optional[str] = None  # --os: libosinfo's id of the guest OS

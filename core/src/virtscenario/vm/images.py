@@ -84,3 +84,46 @@ def image_info(path: str) -> dict:
 
 def new_passphrase() -> bytes:
     return pysecrets.token_urlsafe(32).encode()
+
+
+def create_overlay(plan: ImagePlan, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """Create the qcow2 overlay ``plan.path`` on ``plan.backing``, which is only ever read.
+
+    The backing format is recorded in the overlay's header (``-F``): libvirt then follows the
+    chain without probing, which it refuses for a backing file of unknown format. Made under a
+    temporary name in the same directory and renamed when complete, mode 0600: a crash never
+    leaves a half-made image under the final name.
+    """
+    path = Path(plan.path)
+    if path.exists():
+        raise VirtscenarioError(f"image {path} already exists; refusing to overwrite it")
+    if not plan.backing or not plan.backing_format:
+        raise VirtscenarioError(f"overlay {path}: no backing file or format")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    argv = [qemu_img(), "create", "-q", "-f", "qcow2", "-b", plan.backing, "-F", plan.backing_format]
+    if plan.options:
+        argv += ["-o", ",".join(plan.options)]
+    argv.append(tmp)
+    if plan.size:
+        argv.append(str(plan.size))
+    try:
+        result = run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            err = (result.stderr or result.stdout).strip().splitlines()
+            raise VirtscenarioError(f"qemu-img create {path} (overlay on {plan.backing}) failed: "
+                                    f"{err[-1] if err else f'exit status {result.returncode}'}")
+        os.chmod(tmp, 0o600)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        if path.exists():  # created meanwhile by someone else: keep theirs
+            raise VirtscenarioError(f"image {path} already exists; refusing to overwrite it")
+        os.rename(tmp, path)
+        tmp = ""
+    finally:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass

@@ -146,7 +146,12 @@ def vm_record(gen: Any) -> dict[str, Any]:
         "macs": list(gen.identity.macs),
         "secrets": dict(gen.identity.secret_uuids),
         "memory_bytes": gen.domain.memory,
-        "disks": [{"path": d.path, "format": d.format, "size": d.size, "encrypted": d.encrypted} for d in gen.disks],
+        "disks": [{"path": d.path, "format": d.format, "size": d.size, "encrypted": d.encrypted,
+                   **({"backing": d.backing, "backing_format": d.backing_format} if d.backing else {})}
+                  for d in gen.disks],
+        # --cloud-init: where the seed is and what the default user-data made (never a key or password)
+        **({"cloud_init": {"seed": gen.plan.seed.path, "user": gen.plan.seed.user,
+                           "hostname": gen.plan.seed.hostname}} if gen.plan.seed else {}),
         "host_requirements": [{"key": r.key, "value": r.value} for r in gen.host_requirements],
         "settings": [{"key": k, "value": gen.settings[k].value, "layer": gen.settings[k].layer,
                       "origin": gen.settings[k].origin, "source": gen.settings[k].source}
@@ -186,10 +191,17 @@ def write_vm(gen: Any, directory: Path, passphrase_file: Optional[str]) -> list[
                     passphrase = new_passphrase()
                     # Same protection as libvirt's own secret store (/etc/libvirt/secrets, 0600 root).
                     atomic_write(directory / SECRET_FILE, passphrase, mode=0o600)
-            create_image(image, passphrase)
+            if image.backing:  # --disk path=BASE,overlay=on
+                from .images import create_overlay
+                create_overlay(image)
+            else:
+                create_image(image, passphrase)
             created.append(str(path))
         if gen.share_dir:
             Path(gen.share_dir).mkdir(parents=True, exist_ok=True)
+        if gen.plan.seed:  # --cloud-init: rewritten on --force, so a changed key takes effect
+            from .cloudinit import write_seed
+            write_seed(gen.plan.seed)
         atomic_write(directory / DOMAIN_FILE, gen.xml)
         atomic_write(directory / VM_FILE, dump_yaml(vm_record(gen)))
     except BaseException:

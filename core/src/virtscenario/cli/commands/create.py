@@ -34,6 +34,13 @@ from ..common import complete_scenarios, host_root_of, print_notes
 @click.option("--virt-type", type=click.Choice(["kvm", "qemu"]), help="Domain type (vm.virt_type).")
 @click.option("--define", is_flag=True, help="Define the domain in libvirt (default URI qemu:///system).")
 @click.option("--start", is_flag=True, help="Define and start the domain.")
+@click.option("--boot", metavar="SPEC", help="uefi | bios | kernel=PATH[,initrd=PATH][,cmdline=TEXT] (direct "
+              "kernel boot; quote a cmdline holding commas: cmdline=\"console=ttyS0,115200\").")
+@click.option("--cloud-init", "cloud_init", metavar="SPEC",
+              help="ssh-key=FILE[,user=NAME][,hostname=NAME] | user-data=FILE, with [,meta-data=FILE]"
+                   "[,network-config=FILE]: a NoCloud seed ISO <store>/<name>/cidata.iso, attached as a CD-ROM.")
+@click.option("--os", "os_id", metavar="ID", help="Guest OS as libosinfo names it (win11, fedora40, linux2022...) "
+              "or a family (linux, windows): OS-aware defaults (os.id).")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True),
               help="Passphrase for encrypted images (default: a random one kept 0600 in the VM's store).")
 @click.pass_context
@@ -55,6 +62,10 @@ def flag_values(o: dict[str, Any]) -> list[Any]:
     values = [(key, o[flag], "--" + flag.replace("_", "-"))
               for flag, key in (("vcpus", "vm.vcpus"), ("memory", "vm.memory"), ("virt_type", "vm.virt_type"))
               if o.get(flag) is not None]
+    if o.get("os_id") is not None:
+        values.append(("os.id", o["os_id"], "--os"))
+    if o.get("boot_arg") is not None and o["boot_arg"].firmware:
+        values.append(("firmware.type", o["boot_arg"].firmware, "--boot"))
     return values + parse_sets(o.get("sets") or ())
 
 
@@ -71,6 +82,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     name = check_vm_name(o["name"])
     if o["print_xml"] and o["dry_run"]:
         raise click.UsageError("--print-xml and --dry-run are exclusive")
+    from ...domain.bootargs import parse_boot
+    o["boot_arg"] = parse_boot(o["boot"]) if o.get("boot") else None
     cli_values = flag_values(o)
     config = load_config(o["config_file"])
     disks, networks = device_specs(o["disks"], o["networks"])
@@ -96,7 +109,9 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
                   libvirt_version=hv.version if hv else local_libvirt_version(),
-                  identity=existing or Identity.new())
+                  identity=existing or Identity.new(),
+                  direct_boot=o["boot_arg"].direct if o["boot_arg"] else None, cloud_init=o.get("cloud_init"),
+                  host_root=host_root)
     gen = generate(req, catalog)
     if hv and hv.caps is None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
@@ -116,9 +131,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
             verb = "Would keep existing image" if Path(image.path).exists() else "Would create image"
             extra = f" ({', '.join(image.options)})" if image.options else ""
             enc = " LUKS-encrypted" if image.encrypt else ""
-            click.echo(f"{verb} {image.path}: {image.format}{enc}, {image.size} bytes{extra}")
+            size = f"{image.size} bytes" if image.size else "the base's size"
+            base = f", overlay on {image.backing} ({image.backing_format}, never written)" if image.backing else ""
+            click.echo(f"{verb} {image.path}: {image.format}{enc}, {size}{base}{extra}")
         if gen.share_dir:
             click.echo(f"Would create shared directory {gen.share_dir}")
+        if gen.plan.seed:
+            click.echo(f"Would write cloud-init seed {gen.plan.seed.path}: "
+                       f"{', '.join(f.name for f in gen.plan.seed.files)}")
         if o["define"] or o["start"]:
             click.echo(f"Would {'define and start' if o['start'] else 'define'} {name} on {uri or DEFAULT_URI}")
         print_settings(gen, catalog)
@@ -132,6 +152,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     click.echo(f"Wrote {directory / 'vm.yaml'}")
     for path in created:
         click.echo(f"Created image {path}")
+    if gen.plan.seed:
+        click.echo(f"Wrote cloud-init seed {gen.plan.seed.path}")
     given = read_passphrase_file(o["passphrase_file"]) if o["passphrase_file"] else None
     if o["define"] or o["start"]:
         from ...vm.libvirt import connect, define_and_start

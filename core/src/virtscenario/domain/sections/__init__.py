@@ -26,6 +26,7 @@ from . import (
     features,
     filesystem,
     firmware,
+    guestos,
     host,
     lifecycle,
     memory,
@@ -40,8 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Build order: later sections read what earlier ones decided (disks use the iothreads
 #: cpu declared; controllers follow the disks and channels that need them).
-SECTIONS = (vm, memory, cpu, firmware, features, clock, lifecycle, disks, filesystem, nics, display, devices, security,
-            host)
+SECTIONS = (vm, guestos, memory, cpu, firmware, features, clock, lifecycle, disks, filesystem, nics, display, devices,
+            security, host)
 
 
 def all_specs() -> Iterator[SettingSpec]:
