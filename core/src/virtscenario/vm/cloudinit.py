@@ -128,7 +128,9 @@ def default_user_data(user: str, keys: list[str]) -> bytes:
     import yaml
     data = {"users": [{"name": user, "lock_passwd": True, "shell": "/bin/bash", "sudo": "ALL=(ALL) NOPASSWD:ALL",
                        "ssh_authorized_keys": keys}]}
-    return b"#cloud-config\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False).encode()
+    # width: one key per line, as in authorized_keys (YAML would fold a long key over two lines)
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1 << 16)
+    return b"#cloud-config\n" + text.encode()
 
 
 def plan_seed(text: str, vm_dir: Path, vm_name: str, instance_id: str) -> SeedPlan:

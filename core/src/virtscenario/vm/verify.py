@@ -239,8 +239,8 @@ def check_cpus(domain: Any, guest: Guest, probe: Optional[Probe]) -> list[GuestC
                 f"{len(core_set) // max(1, len(die_set))} core(s) x {seen_threads} thread(s)")
     ok = (len(packages), len(die_set) // max(1, len(packages)), len(core_set) // max(1, len(die_set)),
           seen_threads) == (sockets, dies, cores, threads)
-    if len(probe.cpus) != sockets * dies * cores * threads:
-        # Fewer vCPUs online than the topology holds (vcpu current=): only what is there can be compared.
+    if vcpu_el is not None and vcpu_el.get("current") and len(probe.cpus) == want:
+        # Fewer vCPUs decided online than the topology holds (vcpu current=): compare what is there.
         ok = len(packages) <= sockets and seen_threads <= threads
     out.append(GuestCheck("vCPU topology", expected, observed, ok))
     return out

@@ -313,6 +313,8 @@ def _overlay_image(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> Ima
         unused(ctx, settings, "disk.preallocation", f"{disk.path} is an overlay on {disk.backing}: qemu-img "
                "preallocates no overlay (its unwritten clusters must read through to the base)")
     unused(ctx, settings, "disk.encryption", f"{disk.path} is an overlay on an unencrypted base")
+    if s("disk.format") != "qcow2":
+        unused(ctx, settings, "disk.format", f"{disk.path} is an overlay, and only qcow2 has backing files")
     return ImagePlan(disk.path, "qcow2", disk.size or 0, tuple(opts), False, disk.backing, disk.backing_format)
 
 
