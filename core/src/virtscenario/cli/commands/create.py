@@ -20,7 +20,8 @@ from ..common import complete_scenarios, host_root_of, print_notes
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
 @click.option("--disk", "disks", multiple=True, metavar="SPEC",
-              help="size=GiB[,format=,cache=,bus=,io=,discard=,detect_zeroes=] | path=IMAGE[,...] | none "
+              help="size=GiB[,format=,cache=,bus=,io=,discard=,detect_zeroes=] | path=IMAGE[,...] | "
+                   "path=BASE,overlay=on[,size=GiB] (a qcow2 overlay in the store; BASE is never written) | none "
                    "(repeatable).")
 @click.option("--cdrom", type=click.Path(dir_okay=False), help="Attach an ISO and boot from it first.")
 @click.option("--network", "networks", multiple=True, metavar="SPEC",
