@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: The firmware keeps some guest RAM (SMM TSEG, ACPI tables, OVMF's own data): tolerated below <memory>.
 MEMORY_SLACK_BYTES = 48 * 1024**2
 MEMORY_SLACK_RATIO = 0.03
+#: Observed text of a check that needs in-guest commands the guest does not run (the first row says why).
+NOT_OBSERVED = "not observed (see 'in-guest commands')"
 #: Block devices that are not the VM's disks.
 NOT_DISKS = re.compile(r"^(loop|ram|zram|sr|fd|dm-|md|nbd|zd)")
 PROBE = r"""
@@ -229,7 +231,7 @@ def check_cpus(domain: Any, guest: Guest, probe: Optional[Probe]) -> list[GuestC
     sockets, dies, cores, threads = expected_topology(domain)
     expected = f"{sockets} socket(s) x {dies} die(s) x {cores} core(s) x {threads} thread(s)"
     if probe is None or not probe.cpus:
-        out.append(GuestCheck("vCPU topology", expected, "not readable (not a Linux guest)", None))
+        out.append(GuestCheck("vCPU topology", expected, NOT_OBSERVED, None))
         return out
     packages = {c[1] for c in probe.cpus}
     die_set = {(c[1], c[2]) for c in probe.cpus}
@@ -255,7 +257,7 @@ def check_memory(domain: Any, probe: Optional[Probe]) -> GuestCheck:
     slack = max(MEMORY_SLACK_BYTES, int(want * MEMORY_SLACK_RATIO))
     expected = f"{mib(want)} (the firmware may keep up to {mib(slack)})"
     if probe is None:
-        return GuestCheck("memory", expected, "not readable (not a Linux guest)", None)
+        return GuestCheck("memory", expected, NOT_OBSERVED, None)
     if probe.ram_bytes is not None:
         seen, what = probe.ram_bytes, "System RAM in the firmware's memory map"
     elif probe.memtotal_bytes is not None:
@@ -279,7 +281,7 @@ def check_disks(vm: VerifiedVm, dom: Any, probe: Optional[Probe]) -> list[GuestC
         sizes.append(size)
     expected = f"{len(disks)}: " + ", ".join(gib(s) if s else "?" for s in sizes) if disks else "0"
     if probe is None:
-        return [GuestCheck("disks (count, size)", expected, "not readable (not a Linux guest)", None)]
+        return [GuestCheck("disks (count, size)", expected, NOT_OBSERVED, None)]
     seen = list(probe.disks)
     observed = f"{len(seen)}: " + ", ".join(f"{n} {gib(b)}" for n, b, _d in seen) if seen else "0"
     known = sorted(s for s in sizes if s)
@@ -324,7 +326,7 @@ def check_nics(domain: Any, probe: Optional[Probe]) -> list[GuestCheck]:
     macs = [(n.find("mac").get("address").lower() if n.find("mac") is not None else "?") for n in nics]
     expected = f"{len(nics)}: {', '.join(macs)}" if nics else "0"
     if probe is None:
-        return [GuestCheck("NICs", expected, "not readable (not a Linux guest)", None)]
+        return [GuestCheck("NICs", expected, NOT_OBSERVED, None)]
     seen = {mac: (name, rx) for name, mac, rx in probe.nics}
     observed = f"{len(probe.nics)}: " + ", ".join(f"{n} {m}" for n, m, _q in probe.nics) if probe.nics else "0"
     out = [GuestCheck("NICs", expected, observed, len(probe.nics) == len(nics) and all(m in seen for m in macs))]
@@ -353,7 +355,7 @@ def check_tpm(domain: Any, probe: Optional[Probe]) -> GuestCheck:
     else:
         expected = "absent"
     if probe is None:
-        return GuestCheck("TPM", expected, "not readable (not a Linux guest)", None)
+        return GuestCheck("TPM", expected, NOT_OBSERVED, None)
     if not probe.tpms:
         return GuestCheck("TPM", expected, "absent", tpm is None)
     name, major, driver = probe.tpms[0]
@@ -367,6 +369,7 @@ def check_tpm(domain: Any, probe: Optional[Probe]) -> GuestCheck:
 
 
 def check_shares(vm: VerifiedVm, guest: Guest, linux: bool) -> list[GuestCheck]:
+    """Each virtiofs share mounted in the guest (and written to, where it must be read-only)."""
     out = []
     for fs in vm.domain.findall("devices/filesystem"):
         driver = fs.find("driver")
@@ -379,7 +382,7 @@ def check_shares(vm: VerifiedVm, guest: Guest, linux: bool) -> list[GuestCheck]:
             " (read-only was decided, but this libvirt cannot enforce it: mount -o ro)" if decided else "")
         name = f"virtiofs share {tag}"
         if not linux:
-            out.append(GuestCheck(name, expected, "not checked (not a Linux guest)", None))
+            out.append(GuestCheck(name, expected, NOT_OBSERVED, None))
             continue
         out.append(GuestCheck(name, expected, *_mount_share(guest, tag, enforced)))
     return out
@@ -425,7 +428,7 @@ def check_encryption(domain: Any, guest: Guest, linux: bool) -> GuestCheck:
     ls = domain.find("launchSecurity")
     expected = f"active ({ls.get('type')})" if ls is not None else "inactive"
     if not linux:
-        return GuestCheck("memory encryption", expected, "not checked (not a Linux guest)", None)
+        return GuestCheck("memory encryption", expected, NOT_OBSERVED, None)
     result = guest.run(["dmesg"])
     if result.exitcode != 0:
         return GuestCheck("memory encryption", expected, f"dmesg failed: {result.stderr.strip()[:80]}", None)
@@ -463,13 +466,25 @@ def verify(vm: VerifiedVm, conn: Any, timeout: float, catalog: Any = None) -> Re
     guest = Guest(dom, timeout=max(30.0, timeout))
     linux = guest.is_linux
     probe = None
+    first: list[GuestCheck] = []
     if linux:
-        result = guest.run(["sh", "-c", PROBE])
-        if result.exitcode == 0:
-            probe = parse_probe(result.stdout)
-    checks = [*check_cpus(vm.domain, guest, probe), check_memory(vm.domain, probe), *check_disks(vm, dom, probe),
-              *check_nics(vm.domain, probe), check_tpm(vm.domain, probe), *check_shares(vm, guest, linux),
-              check_clock(vm.domain, probe), check_encryption(vm.domain, guest, linux)]
+        try:
+            result = guest.run(["sh", "-c", PROBE])
+        except AgentError as exc:  # e.g. guest-exec disabled in qemu-ga's configuration (RHEL's default)
+            linux = False
+            first.append(GuestCheck("in-guest commands", "guest-exec of sh", f"refused: {exc}", None))
+        else:
+            if result.exitcode == 0:
+                probe = parse_probe(result.stdout)
+            else:
+                first.append(GuestCheck("in-guest commands", "guest-exec of sh",
+                                        f"sh exited {result.exitcode}: {result.stderr.strip()[:120]}", None))
+    else:
+        name = guest.osinfo.get("pretty-name") or guest.osinfo.get("name") or "not Linux"
+        first.append(GuestCheck("in-guest commands", "a Linux guest (sh, /sys, /proc)", str(name), None))
+    checks = [*first, *check_cpus(vm.domain, guest, probe), check_memory(vm.domain, probe),
+              *check_disks(vm, dom, probe), *check_nics(vm.domain, probe), check_tpm(vm.domain, probe),
+              *check_shares(vm, guest, linux), check_clock(vm.domain, probe), check_encryption(vm.domain, guest, linux)]
     if catalog is None:
         from ..plugin.hooks import Catalog
         catalog = Catalog()
