@@ -27,7 +27,8 @@ START=$SECONDS
 
 # -- system packages ------------------------------------------------------------------
 # Tier 1: build libvirt-python (headers + pkg-config), RelaxNG schemas (libvirt0/-libs),
-#         virsh, xmllint for virt-xml-validate, qemu-img for disk images.
+#         virsh, xmllint for virt-xml-validate, qemu-img for disk images, xorriso for the
+#         --cloud-init seed ISO, osinfo-db (libosinfo's OS database) for --os.
 # Tier 2 (--tests): a real libvirtd with the QEMU driver (TCG is enough), UEFI firmware
 #         and swtpm for TPM devices; sshd and ssh for the fleet tests' qemu+ssh:// transport.
 #         Debian's libvirt-daemon-system creates the libvirt-qemu user that libvirtd needs
@@ -50,16 +51,16 @@ fi
 
 case "$family" in
     debian)
-        BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils)
+        BASE=(libvirt-dev pkg-config gcc python3-venv python3-dev libvirt-clients libxml2-utils qemu-utils xorriso osinfo-db)
         DAEMON=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 ovmf swtpm swtpm-tools
                 kmod cpio e2fsprogs qemu-guest-agent genisoimage openssh-server openssh-client strace dnsmasq-base)
         ;;
     suse)
-        BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools)
+        BASE=(libvirt-devel pkgconf gcc python3-devel libvirt-client libxml2-tools qemu-tools xorriso osinfo-db)
         DAEMON=(libvirt-daemon-qemu qemu-x86 qemu-ovmf-x86_64 swtpm openssh-server strace dnsmasq)
         ;;
     fedora)
-        BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img)
+        BASE=(libvirt-devel pkgconf-pkg-config gcc python3-devel libvirt-client libxml2 qemu-img xorriso osinfo-db)
         DAEMON=(libvirt-daemon-driver-qemu libvirt-daemon-config-network qemu-kvm edk2-ovmf swtpm swtpm-tools
                 openssh-server openssh-clients strace dnsmasq)
         ;;

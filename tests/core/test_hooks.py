@@ -159,6 +159,43 @@ def test_hook_host_checks(tmp_path):
     assert check.run(HostRoot(tmp_path)).status == "PASS"
 
 
+class FileGuest:
+    """The guest side of ``verify_checks`` over a directory: the hook's contract (is_linux, read) without a VM.
+
+    The real guest (through the QEMU agent) is what tests/guest/test_verify.py runs the hooks against."""
+
+    is_linux = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, path: str) -> str:
+        return (self.root / path.lstrip("/")).read_text()
+
+
+def test_hook_verify_checks(tmp_path):
+    from virtscenario.types import GuestCheck
+    from virtscenario.vm.verify import VerifiedVm
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/hostname").write_text("labvm\n")
+    vm = VerifiedVm("labvm", "lab", tmp_path, {}, etree.Element("domain"), {})
+    cat = Catalog(make_pm(("host", example("verify_checks"))))
+    assert cat.verify_checks(vm, FileGuest(tmp_path)) == [GuestCheck("hostname", "labvm", "labvm", True)]
+    (tmp_path / "proc/sys/kernel/hostname").write_text("renamed\n")
+    [row] = cat.verify_checks(vm, FileGuest(tmp_path))
+    assert (row.ok, row.status, row.observed) == (False, "MISMATCH", "renamed")
+    other = VerifiedVm("web", "desktop", tmp_path, {}, etree.Element("domain"), {})
+    assert cat.verify_checks(other, FileGuest(tmp_path)) == []  # not its scenario
+    # A plugin whose checks raise is one failing row naming it; the others still run.
+    broken = types.ModuleType("broken")
+    exec("from virtscenario.api import hookimpl\n@hookimpl\ndef verify_checks(vm, guest):\n    raise OSError('gone')\n",
+         broken.__dict__)  # noqa: S102
+    cat = Catalog(make_pm(("host", example("verify_checks")), ("broken", broken)))
+    rows = cat.verify_checks(vm, FileGuest(tmp_path))
+    assert [r.check for r in rows] == ["plugin broken", "hostname"]
+    assert rows[0].ok is False and "OSError: gone" in rows[0].observed
+
+
 def test_hook_host_plan(tmp_path):
     (tmp_path / "proc/sys/vm").mkdir(parents=True)
     (tmp_path / "proc/sys/vm/swappiness").write_text("60\n")

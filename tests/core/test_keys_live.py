@@ -15,13 +15,14 @@ import virtscenario_computation
 import virtscenario_desktop
 import virtscenario_host_tuning
 import virtscenario_securevm
+import virtscenario_testing
 from virtscenario.domain.generate import Request, generate
 from virtscenario.errors import VirtscenarioError
 from virtscenario.plugin.hooks import Catalog
 from virtscenario.testing import make_plugin_manager
 from virtscenario.vm.identity import Identity
 
-SCENARIOS = ("desktop", "computation", "securevm")
+SCENARIOS = ("desktop", "computation", "securevm", "testing")
 #: Values to try for free-form string keys (one of them must differ from the scenario's).
 STRINGS = {
     "vm.emulator": ["/usr/bin/qemu-system-x86_64"],
@@ -37,6 +38,7 @@ STRINGS = {
     "disk.directory": ["/srv/probe-images"],
     "host.isolated_cpus": ["2-3"],
     "host.hugepages_nodes": ["0"],
+    "os.id": ["win11", "linux"],
 }
 IDENTITY = ("0b6c2a56-4d61-4c1e-9b57-5a1f43a1c0de", ["52:54:00:00:00:01"])
 
@@ -58,7 +60,8 @@ def candidates(spec: Any, current: Any) -> list[Any]:
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     pm = make_plugin_manager([("desktop", virtscenario_desktop), ("computation", virtscenario_computation),
-                              ("securevm", virtscenario_securevm), ("host_tuning", virtscenario_host_tuning)])
+                              ("securevm", virtscenario_securevm), ("testing", virtscenario_testing),
+                              ("host_tuning", virtscenario_host_tuning)])
     return Catalog(pm)
 
 

@@ -31,8 +31,8 @@ def test_docs_scenarios_md_is_current() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTSCENARIO_")}
     plugins = json.loads(_cli("plugins", "list", "--json", env=env))
     active = {p["name"] for p in plugins if p["status"] == "active"}
-    assert {"desktop", "computation", "securevm"} <= active, \
-        "the scenario plugins are not installed: pip install -e plugins/scenario_{desktop,computation,securevm}"
+    assert {"desktop", "computation", "securevm", "testing"} <= active, \
+        "the scenario plugins are not installed: pip install -e plugins/scenario_{desktop,computation,securevm,testing}"
     third_party = [p["name"] for p in plugins if not p["builtin"]]
     if third_party:
         env["VIRTSCENARIO_DISABLE_PLUGINS"] = ",".join(third_party)
@@ -42,4 +42,4 @@ def test_docs_scenarios_md_is_current() -> None:
     assert DOC.is_file(), f"{DOC} is missing: VIRTSCENARIO_REGEN_DOCS=1 writes it"
     assert DOC.read_text() == expected, \
         "docs/scenarios.md is stale: regenerate it with `virtscenario scenarios compare --format markdown`"
-    assert "| setting | computation | desktop | securevm |" in expected
+    assert "| setting | computation | desktop | securevm | testing |" in expected

@@ -34,6 +34,8 @@ REVIEWED_DEFAULTS = {
     "network.default",  # virt-install interface.py set_default_source: "default" without a bridge
     "vm.machine",  # virt-install guest.py _set_default_machine, set_uefi_path (q35 for secure boot)
     "vm.migratable", "vm.virt_type", "host.hugepages_reserve",
+    "console.log",  # off: the serial console is read live, a log file grows with every boot
+    "panic.model",  # none: the scenario does not act on guest crashes (vm.on_crash=destroy)
 }
 
 

@@ -60,7 +60,7 @@ def test_cli_lines_complete_commands_options_and_values(state: GuidedState) -> N
 
 
 def test_guided_words_complete_scenarios_keys_and_values(state: GuidedState) -> None:
-    assert offered(state, "use ") == ["computation", "desktop", "securevm"]
+    assert offered(state, "use ") == ["computation", "desktop", "securevm", "testing"]
     assert offered(state, "set disk.ca") == ["disk.cache"]
     assert offered(state, "set disk.cache ") == ["none", "writeback", "writethrough", "directsync", "unsafe"]
     assert offered(state, "set disk.encryption o") == ["on", "off"]

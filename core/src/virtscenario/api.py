@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from . import API_VERSION, __version__, hookimpl
 from .errors import ConfigError, PluginError, VirtscenarioError
 from .settings.types import LAYERS, Choice, Layer, ResolvedSetting, Settings, SettingSpec
-from .types import CheckResult, DomainRule, HostChange, HostCheck, HostRequirement, Note, Scenario
+from .types import CheckResult, DomainRule, GuestCheck, HostChange, HostCheck, HostRequirement, Note, Scenario
 from .units import format_size, parse_size
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,12 +53,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "__version__", "API_VERSION", "atomic_write", "BuildContext", "CheckOutcome", "CheckResult", "Choice",
     "collect_host_plan", "command_group", "complete_scenarios", "ConfigError", "Domain", "DomainCaps",
-    "DomainRule", "format_cpulist", "format_size", "format_table", "hookimpl", "host_root", "HostChange",
-    "HostCheck", "HostCpu", "HostDevices", "HostInfo", "HostRequirement", "HostRoot", "housekeeping_split", "Layer",
-    "LAYERS", "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets", "parse_size", "pci_problems",
-    "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_scenario", "ResolvedScenario",
-    "ResolvedSetting", "run_host_checks", "Scenario", "Settings", "SettingSpec", "SevCaps", "store_root",
-    "stored_vms", "StoredVm", "VirtscenarioError",
+    "DomainRule", "format_cpulist", "format_size", "format_table", "GuestCheck", "hookimpl", "host_root",
+    "HostChange", "HostCheck", "HostCpu", "HostDevices", "HostInfo", "HostRequirement", "HostRoot",
+    "housekeeping_split", "Layer", "LAYERS", "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets",
+    "parse_size", "pci_problems", "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_scenario",
+    "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario", "Settings", "SettingSpec", "SevCaps",
+    "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
 ]
 
 #: Names imported on first use: (module, attribute; "" for the module itself).

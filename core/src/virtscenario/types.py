@@ -7,7 +7,7 @@ core can validate it, attribute it to its plugin, and report conflicts by name.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Optional
 
 from .records import FrozenRecord, frozen_record
 from .settings.types import Choice, ResolvedSetting, Settings, SettingSpec
@@ -15,7 +15,7 @@ from .settings.types import Choice, ResolvedSetting, Settings, SettingSpec
 if TYPE_CHECKING:  # pragma: no cover
     from .domain.model import Domain
 
-__all__ = ["CheckResult", "Choice", "DomainRule", "HostChange", "HostCheck", "HostRequirement", "Note",
+__all__ = ["CheckResult", "Choice", "DomainRule", "GuestCheck", "HostChange", "HostCheck", "HostRequirement", "Note",
            "ResolvedSetting", "Scenario", "SettingSpec", "Settings"]
 
 _SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -91,6 +91,24 @@ class DomainRule(FrozenRecord):
     reference: str  # URL or citation; printed with each problem
     check: Callable[[Domain, Settings], Iterable[str]]  # check(domain, settings) yields one message per problem
     severity: Literal["error", "warning"] = "error"  # error refuses the VM; warning becomes a note
+
+
+@frozen_record
+class GuestCheck(FrozenRecord):
+    """One row of ``virtscenario verify``: what was decided, what the guest sees, and whether they agree.
+
+    ``ok`` is ``None`` when the check does not apply to this guest (it is shown as skipped).
+    """
+
+    check: str
+    expected: str
+    observed: str
+    ok: Optional[bool]
+
+    @property
+    def status(self) -> str:
+        """The word ``verify`` shows: ``ok``, ``MISMATCH``, or ``skipped`` (``ok`` is None)."""
+        return "skipped" if self.ok is None else "ok" if self.ok else "MISMATCH"
 
 
 @frozen_record

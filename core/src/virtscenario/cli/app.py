@@ -35,6 +35,7 @@ BUILTIN_COMMANDS = {
     "shell": ("virtscenario.cli.commands.shell", "shell_cmd"),
     "show": ("virtscenario.cli.commands.vms", "show_cmd"),
     "validate": ("virtscenario.cli.commands.validate", "validate_cmd"),
+    "verify": ("virtscenario.cli.commands.verify", "verify_cmd"),
 }
 
 

@@ -24,10 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..host.facts import HostInfo
     from ..host.firmware import FirmwareSet
     from ..host.hypervisor import DomainCaps
+    from ..host.root import HostRoot
     from ..plugin.hooks import Catalog, ProvidedScenario
     from ..settings.cliargs import FlagValue
     from ..settings.types import Settings
     from ..vm.identity import Identity
+    from .bootargs import DirectBoot
     from .context import BuildContext
     from .model import Domain, VmPlan
     from .sections.disks import DiskArg, DiskPlan, ImagePlan
@@ -56,6 +58,9 @@ class Request(Record):
     schema: Optional[str] = None
     inspect_images: bool = True
     hostdevs: list[HostDevArg] = field(default_factory=list)  # checked against the host by the caller
+    direct_boot: Optional[DirectBoot] = None  # --boot kernel=,initrd=,cmdline=
+    cloud_init: Optional[str] = None  # the --cloud-init option text
+    host_root: Optional[HostRoot] = None  # where osinfo-db is read (--os); None: the real host
 
 
 @record
@@ -126,6 +131,10 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         devices.update(nics.device_settings(req.networks, catalog.registry, settings))
     if devices:
         settings = settings.with_items(devices)
+    # -- the guest OS (--os / os.id): OS-aware values below the user's, sizes against its minimum
+    from .sections.guestos import adapt_for_os
+    new_size = () if req.disks and req.disks[0].path else (int(settings.device_value("disks", 0, "size", "disk.size")),)
+    settings, os_info = adapt_for_os(settings, req.host_root, notes, new_size)
     settings = adapt(settings, req.caps, notes)
     s = settings.value
     if req.host and req.host.memory_bytes and s("vm.memory") > req.host.memory_bytes:
@@ -160,10 +169,16 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         if not cd.is_file():
             raise ConfigError(f"--cdrom {req.cdrom}: no such file")
         cdrom = str(cd)
+    seed = None
+    if req.cloud_init is not None:
+        from ..vm.cloudinit import plan_seed
+        seed = plan_seed(req.cloud_init, vm_dir, req.name, identity.uuid)
+        notes.extend(Note("warning", w) for w in seed.warnings)
     plan = VmPlan(identity=identity, machine=machine, launch_security=fitted.launch_security, firmware=fitted,
                   disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images),
                   nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir,
-                  hostdevs=list(req.hostdevs))
+                  hostdevs=list(req.hostdevs), direct_boot=req.direct_boot, seed=seed,
+                  os_uri=os_info.uri if os_info else None)
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)

@@ -28,7 +28,9 @@ from .sections.security import LaunchSecurity
 from .sections.vm import Metadata
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..vm.cloudinit import SeedPlan
     from ..vm.identity import Identity
+    from .bootargs import DirectBoot
 
 __all__ = [
     "Channel", "Clock", "Console", "Controller", "Cpu", "CpuFeature", "CpuTopology", "CpuTune", "Devices", "Disk",
@@ -59,6 +61,7 @@ class Devices(Record):
     watchdogs: list[Watchdog] = field(default_factory=list)
     memballoon: Optional[MemBalloon] = None
     rngs: list[Rng] = field(default_factory=list)
+    panics: list[str] = field(default_factory=list)  # <panic model=...>
     hostdevs: list[HostDev] = field(default_factory=list)
 
 
@@ -127,3 +130,6 @@ class VmPlan(Record):
     cdrom: Optional[str] = None
     share_dir: Optional[str] = None
     hostdevs: list[HostDevArg] = field(default_factory=list)
+    direct_boot: Optional[DirectBoot] = None  # --boot kernel=...
+    seed: Optional[SeedPlan] = None  # --cloud-init: the NoCloud seed ISO, a second CD-ROM
+    os_uri: Optional[str] = None  # --os: libosinfo's id of the guest OS

@@ -43,7 +43,7 @@ DEVICES_ORDER: tuple[Renderer, ...] = (
     vm.render_emulator, disks.render, devices.render_controllers, filesystem.render, nics.render,
     devices.render_consoles, devices.render_channels, display.render_inputs, devices.render_tpms,
     display.render_graphics, display.render_sounds, display.render_videos, hostdevs.render, devices.render_watchdogs,
-    memory.render_balloon, devices.render_rngs,
+    memory.render_balloon, devices.render_rngs, devices.render_panics,
 )
 #: After </devices>.
 TAIL_ORDER: tuple[Renderer, ...] = (security.render,)

@@ -181,6 +181,27 @@ class Catalog:
                                                                      requirements=requirements, host=host)
                 for change in items]
 
+    # -- verify --------------------------------------------------------------------------
+    def verify_checks(self, vm: Any, guest: Any) -> list[Any]:
+        """Every plugin's ``verify_checks`` rows; a plugin that raises gets one MISMATCH row naming it."""
+        from ..types import GuestCheck
+        out: list[Any] = []
+        for impl in reversed(self.pm.hook.verify_checks.get_hookimpls()):
+            plugin = impl.plugin_name
+            try:
+                args = {"vm": vm, "guest": guest}
+                answer: Any = impl.function(**{k: args[k] for k in impl.argnames})
+                rows = list(answer or ())
+                bad = [r for r in rows if not isinstance(r, GuestCheck)]
+                if bad:
+                    raise TypeError(f"yielded {type(bad[0]).__name__}, not GuestCheck")
+            except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
+                text = str(exc).splitlines()[0][:200] if str(exc) else ""
+                rows = [GuestCheck(f"plugin {plugin}", "its checks run", f"failed: {type(exc).__name__}: {text}",
+                                   False)]
+            out.extend(rows)
+        return out
+
     # -- helpers -------------------------------------------------------------------------
     def _collect(self, hook_name: str, kind: type, **kwargs: Any) -> list[tuple[str, list[Any]]]:
         """``(plugin, items)`` per implementation; an item of the wrong type disables its plugin

@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..host.hypervisor import DomainCaps
     from ..host.root import HostRoot
     from ..settings.types import Choice, Settings, SettingSpec
-    from ..types import DomainRule, HostChange, HostCheck, HostRequirement, Scenario
+    from ..types import DomainRule, GuestCheck, HostChange, HostCheck, HostRequirement, Scenario
+    from ..vm.verify import Guest, VerifiedVm
 
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -254,4 +255,26 @@ def register_commands(cli: click.Group) -> None:
             @cli.command()
             def hello():
                 click.echo("hello")
+    """
+
+
+@hookspec
+def verify_checks(vm: VerifiedVm, guest: Guest) -> Iterable[GuestCheck]:
+    """Contribute rows to ``virtscenario verify``: what the scenario decided against what the guest sees.
+
+    Called once per ``verify`` run, after the core's checks, while the guest's agent answers.
+    ``vm`` is the VM of the store (``name``, ``scenario``, ``settings`` as vm.yaml records them,
+    ``domain``: the stored domain.xml as an lxml element); ``guest`` runs commands in the guest
+    (``guest.run(argv)`` -> exitcode, stdout, stderr; ``guest.read(path)``; ``guest.is_linux``).
+    Runs for every VM: test ``vm.scenario``. An exception becomes a MISMATCH row naming the plugin.
+
+    :return: :class:`virtscenario.api.GuestCheck` rows (``ok=None`` for a check that does not apply).
+
+    Example::
+
+        @hookimpl
+        def verify_checks(vm, guest):
+            if vm.scenario == "lab" and guest.is_linux:
+                seen = guest.read("/proc/sys/kernel/hostname").strip()
+                yield GuestCheck("hostname", vm.name, seen, seen == vm.name)
     """

@@ -27,7 +27,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Version and the hook marker": ("API_VERSION", "__version__", "hookimpl"),
     "Scenarios and settings": ("Scenario", "Choice", "SettingSpec", "ResolvedSetting", "Layer", "LAYERS",
                                "Settings", "ResolvedScenario", "resolve_scenario", "parse_sets"),
-    "What hooks receive and return": ("BuildContext", "Note", "DomainRule"),
+    "What hooks receive and return": ("BuildContext", "Note", "DomainRule", "GuestCheck"),
     "The VM model": ("Domain", "model"),
     "Hosts: facts, checks and plans": ("HostRoot", "HostInfo", "HostCpu", "read_host", "parse_cpuinfo",
                                        "parse_cpulist", "format_cpulist", "housekeeping_split", "DomainCaps",

@@ -103,12 +103,13 @@ def create_image(plan: ImagePlan, passphrase: Optional[bytes] = None, run: Run =
         try:
             enc = " LUKS-encrypted" if plan.encrypt else ""
             if progress:
-                progress(f"Creating{enc} {plan.format} image {final} ({plan.size} bytes)")
+                what = f"overlay on {plan.backing}" if plan.backing else f"{plan.size} bytes"
+                progress(f"Creating{enc} {plan.format} image {final} ({what})")
             _qemu_img_create(plan, tmp_path, passphrase, run)
             _private(dir_fd, tmp, tmp_path)
             if progress:
                 progress(f"Checking image {final}" + (" (opening it with its passphrase)" if plan.encrypt else ""))
-            problem = mismatch(str(tmp_path), plan.format, plan.size, plan.encrypt, run)
+            problem = mismatch(str(tmp_path), plan.format, plan.size, plan.encrypt, run, plan.backing)
             if problem:
                 raise VirtscenarioError(f"qemu-img made {final} wrong: {problem}")
             error = check_image(str(tmp_path), plan.format, passphrase if plan.encrypt else None, run)
@@ -132,7 +133,11 @@ def _qemu_img_create(plan: ImagePlan, path: Path, passphrase: Optional[bytes], r
     if plan.encrypt:
         opts += ["encrypt.format=luks", "encrypt.key-secret=sec0"]
     # The file exists (ours, 0600): qemu-img writes into it and keeps its mode.
-    args = ["-q", "-f", plan.format, *(["-o", ",".join(opts)] if opts else []), str(path), str(plan.size)]
+    # An overlay records its base's format (-F): libvirt then follows the chain without probing,
+    # which it refuses for a backing file of unknown format. Size 0: the base's size.
+    backing = ["-b", plan.backing, "-F", plan.backing_format or "raw"] if plan.backing else []
+    size = [str(plan.size)] if plan.size or not plan.backing else []
+    args = ["-q", "-f", plan.format, *backing, *(["-o", ",".join(opts)] if opts else []), str(path), *size]
     tries = LUKS_RETRIES if plan.encrypt else 1
     for attempt in range(1, tries + 1):
         result = run_qemu_img("create", args, passphrase if plan.encrypt else None, run, str(path))
@@ -182,15 +187,18 @@ def _round(size: int) -> int:
     return -(-size // 512) * 512  # qemu-img rounds sizes up to whole sectors
 
 
-def mismatch(path: str, fmt: str, size: int, encrypt: bool, run: Run = subprocess.run) -> Optional[str]:
-    """What in ``qemu-img info`` differs from the plan (format, virtual size, LUKS), or None."""
+def mismatch(path: str, fmt: str, size: int, encrypt: bool, run: Run = subprocess.run,
+             backing: Optional[str] = None) -> Optional[str]:
+    """What in ``qemu-img info`` differs from the plan (format, virtual size, LUKS, backing file), or None."""
     from ..units import format_size
     info = image_info(path, run)
     found = str(info.get("format"))
     if found != fmt:
         return f"it is a {found} image, the plan says {fmt}"
+    if backing is not None and info.get("backing-filename") != backing:
+        return f"its backing file is {info.get('backing-filename')}, the plan says {backing}"
     actual = int(info.get("virtual-size") or 0)
-    if actual not in (size, _round(size)):
+    if (size or backing is None) and actual not in (size, _round(size)):
         return f"it is {format_size(actual)}, the plan says {format_size(size)}"
     encrypted = bool(info.get("encrypted"))
     luks = ((info.get("format-specific") or {}).get("data") or {}).get("encrypt", {}).get("format") == "luks"

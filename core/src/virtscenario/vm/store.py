@@ -426,7 +426,12 @@ def vm_record(gen: Any, keys: Optional[dict[str, Optional[str]]] = None,
         "secrets": dict(gen.identity.secret_uuids),
         "memory_bytes": gen.domain.memory,
         "disks": [{"path": d.path, "format": d.format, "size": d.size, "encrypted": d.encrypted,
-                   "created": d.create, "key": keys.get(d.path) if d.encrypted else None} for d in gen.disks],
+                   "created": d.create, "key": keys.get(d.path) if d.encrypted else None,
+                   **({"backing": d.backing, "backing_format": d.backing_format} if d.backing else {})}
+                  for d in gen.disks],
+        # --cloud-init: where the seed is and what the default user-data made (never a key or password)
+        **({"cloud_init": {"seed": gen.plan.seed.path, "user": gen.plan.seed.user,
+                           "hostname": gen.plan.seed.hostname}} if gen.plan.seed else {}),
         "host_requirements": [{"key": r.key, "value": r.value} for r in gen.host_requirements],
         "settings": [{"key": k, "value": gen.settings[k].value, "layer": gen.settings[k].layer,
                       "origin": gen.settings[k].origin, "source": gen.settings[k].source,
@@ -541,6 +546,8 @@ def _write_new(gen: Any, directory: Path, root_fd: int, given: Optional[bytes], 
             elif _external_image(image, keys, out, progress):
                 external.append(final)
         _share(gen, directory, stage_fd, stage_path, out)
+        if gen.plan.seed:
+            _seed(gen.plan.seed, directory, stage_path, progress)
         _write_generation(stage_fd, stage_path, 1, gen, out, libvirt_uri)
         symlink_at(stage_fd, "gen-1", CURRENT, stage_path / CURRENT)
         symlink_at(stage_fd, f"{CURRENT}/{DOMAIN_FILE}", DOMAIN_FILE, stage_path / DOMAIN_FILE)
@@ -600,6 +607,8 @@ def _write_update(gen: Any, directory: Path, vm_fd: int, given: Optional[bytes],
             elif _external_image(image, keys, out, progress, recorded.get(str(final))):
                 made.append((-1, str(final), final))
         _share(gen, directory, vm_fd, directory, out)
+        if gen.plan.seed:  # rewritten on every update, so a changed key or user-data takes effect
+            _seed(gen.plan.seed, directory, directory, progress)
         _note_unused_images(old, gen, out)
         _write_generation(vm_fd, directory, new_gen, gen, out, libvirt_uri)
         # The commit point: 'current' names the new generation, in one rename.
@@ -673,7 +682,7 @@ def _reuse(image: Any, st: os.stat_result, keys: _Keys, recorded: Optional[str],
         raise StoreError(f"image {path} exists and is not a regular file")
     if progress:
         progress(f"Checking existing image {path}")
-    problem = mismatch(path, image.format, image.size, image.encrypt)
+    problem = mismatch(path, image.format, image.size, image.encrypt, backing=image.backing)
     if problem:
         raise StoreError(f"existing image {path}: {problem}; remove it to create a new one (its data is lost), "
                          "or keep the settings it was made with")
@@ -766,6 +775,18 @@ def _share(gen: Any, directory: Path, dir_fd: int, shown_dir: Path, out: Written
             share.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise failed(exc, "create share directory", share) from None
+
+
+def _seed(seed: Any, directory: Path, written_dir: Path, progress: Progress) -> None:
+    """The --cloud-init seed ISO: its own file in the VM directory (never inside a generation, so the
+    path in domain.xml stays put), made under a temporary name the next run cleans up."""
+    from .cloudinit import write_seed
+    final = Path(seed.path)
+    if final.parent != directory:
+        raise StoreError(f"cloud-init seed {final} is outside the VM directory {directory}")
+    if progress:
+        progress(f"Writing cloud-init seed {final}")
+    write_seed(seed, at=written_dir / final.name)
 
 
 def _note_unused_images(old: dict[str, Any], gen: Any, out: Written) -> None:

@@ -17,6 +17,7 @@ KERNEL_MM = "https://docs.kernel.org/admin-guide/mm"
 RHEL7_TUNING = ("https://access.redhat.com/documentation/en-us/red_hat_enterprise_linux/7/html/"
                 "virtualization_tuning_and_optimization_guide")
 TUNED = "https://github.com/redhat-performance/tuned/blob/2bfa442358/profiles"
+PVPANIC = "https://www.qemu.org/docs/master/specs/pvpanic.html"
 
 # -- size ---------------------------------------------------------------------------------
 SIZE = (
@@ -174,6 +175,11 @@ DEVICES = (
            f"{FD}#channel"),
     Choice("console.serial", True, "the serial console is the VM's only console ('virsh console')",
            f"{FD}#consoles-serial-parallel-channel-devices"),
+    Choice("panic.model", "isa",
+           "an ISA pvpanic device: the guest kernel reports its panic to QEMU, and only then does "
+           "vm.on_crash=restart bring the node back (without it a panicked guest sits there until the watchdog "
+           "fires, if the guest armed one); Linux's pvpanic driver binds to its ACPI id QEMU0001. Upstream set "
+           "on_crash without a panic device", PVPANIC),
 )
 
 # -- events and power management ----------------------------------------------------------

@@ -23,7 +23,8 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", shell_complete=complete_settings,
               help="Override a setting (repeatable).")
 @click.option("--disk", "disks", multiple=True, metavar="SPEC",
-              help="size=GiB[,format=,cache=,bus=,io=,discard=,detect_zeroes=] | path=IMAGE[,...] | none "
+              help="size=GiB[,format=,cache=,bus=,io=,discard=,detect_zeroes=] | path=IMAGE[,...] | "
+                   "path=BASE,overlay=on[,size=GiB] (a qcow2 overlay in the store; BASE is never written) | none "
                    "(repeatable).")
 @click.option("--cdrom", type=click.Path(dir_okay=False), help="Attach an ISO and boot from it first.")
 @click.option("--network", "networks", multiple=True, metavar="SPEC",
@@ -37,6 +38,13 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
 @click.option("--virt-type", type=click.Choice(["kvm", "qemu"]), help="Domain type (vm.virt_type).")
 @click.option("--define", is_flag=True, help="Define the domain in libvirt (default URI qemu:///system).")
 @click.option("--start", is_flag=True, help="Define and start the domain.")
+@click.option("--boot", metavar="SPEC", help="uefi | bios | kernel=PATH[,initrd=PATH][,cmdline=TEXT] (direct "
+              "kernel boot; quote a cmdline holding commas: cmdline=\"console=ttyS0,115200\").")
+@click.option("--cloud-init", "cloud_init", metavar="SPEC",
+              help="ssh-key=FILE[,user=NAME][,hostname=NAME] | user-data=FILE, with [,meta-data=FILE]"
+                   "[,network-config=FILE]: a NoCloud seed ISO <store>/<name>/cidata.iso, attached as a CD-ROM.")
+@click.option("--os", "os_id", metavar="ID", help="Guest OS as libosinfo names it (win11, fedora40, linux2022...) "
+              "or a family (linux, windows): OS-aware defaults (os.id).")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True),
               help="Passphrase for new encrypted images: the file's bytes exactly, no newline stripped, at most "
                    "1024 bytes (default: a random key kept 0600 in the VM's directory).")
@@ -70,6 +78,10 @@ def flag_values(o: dict[str, Any]) -> list[Any]:
     values = [(key, o[flag], "--" + flag.replace("_", "-"))
               for flag, key in (("vcpus", "vm.vcpus"), ("memory", "vm.memory"), ("virt_type", "vm.virt_type"))
               if o.get(flag) is not None]
+    if o.get("os_id") is not None:
+        values.append(("os.id", o["os_id"], "--os"))
+    if o.get("boot_arg") is not None and o["boot_arg"].firmware:
+        values.append(("firmware.type", o["boot_arg"].firmware, "--boot"))
     return values + parse_sets(o.get("sets") or ())
 
 
@@ -88,6 +100,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         raise click.UsageError("--print-xml and --dry-run are exclusive")
     if sum(bool(o.get(k)) for k in ("explain", "quiet", "as_json")) > 1:
         raise click.UsageError("--explain, --quiet and --json are exclusive")
+    from ...domain.bootargs import parse_boot
+    o["boot_arg"] = parse_boot(o["boot"]) if o.get("boot") else None
     cli_values = flag_values(o)
     config = load_config(o["config_file"])
     disks, networks = device_specs(o["disks"], o["networks"])
@@ -121,7 +135,9 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
                   libvirt_version=hv.version if hv else local_libvirt_version(), firmware=firmware,
-                  firmware_unknown=firmware_unknown, identity=existing or Identity.new(), hostdevs=hostdevs)
+                  firmware_unknown=firmware_unknown, identity=existing or Identity.new(), hostdevs=hostdevs,
+                  direct_boot=o["boot_arg"].direct if o["boot_arg"] else None, cloud_init=o.get("cloud_init"),
+                  host_root=host_root)
     gen = generate(req, catalog)
     gen.notes.extend(hostdev_notes)
     if hv and hv.caps is None:
@@ -146,9 +162,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
             verb = "Would check and keep existing image" if os.path.lexists(image.path) else "Would create image"
             extra = f" ({', '.join(image.options)})" if image.options else ""
             enc = " LUKS-encrypted" if image.encrypt else ""
-            click.echo(f"{verb} {image.path}: {image.format}{enc}, {image.size} bytes{extra}")
+            size = f"{image.size} bytes" if image.size else "the base's size"
+            base = f", overlay on {image.backing} ({image.backing_format}, never written)" if image.backing else ""
+            click.echo(f"{verb} {image.path}: {image.format}{enc}, {size}{base}{extra}")
         if gen.share_dir:
             click.echo(f"Would create shared directory {gen.share_dir}")
+        if gen.plan.seed:
+            click.echo(f"Would write cloud-init seed {gen.plan.seed.path}: "
+                       f"{', '.join(f.name for f in gen.plan.seed.files)}")
         if o["define"] or o["start"]:
             click.echo(f"Would {'define and start' if o['start'] else 'define'} {name} on {uri or DEFAULT_URI}")
         if o["create_network"]:
@@ -227,6 +248,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
 def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], uri: Any) -> list[str]:
     out = [f"Wrote {directory / 'domain.xml'}", f"Wrote {directory / 'vm.yaml'}"]
     out += [f"Created image {path}" for path in created]
+    if gen.plan.seed:
+        out.append(f"Wrote cloud-init seed {gen.plan.seed.path}")
     out += [f"Defined libvirt secret {uuid} on {uri}" for uuid in secrets]
     return out
 

@@ -26,6 +26,7 @@ from . import (
     features,
     filesystem,
     firmware,
+    guestos,
     host,
     hostdevs,
     lifecycle,
@@ -42,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Build order: later sections read what earlier ones decided (disks use the iothreads
 #: cpu declared; controllers follow the disks and channels that need them).
-SECTIONS = (vm, memory, cpu, numa, firmware, features, clock, lifecycle, disks, filesystem, nics, display, hostdevs,
-            devices, security, host)
+SECTIONS = (vm, guestos, memory, cpu, numa, firmware, features, clock, lifecycle, disks, filesystem, nics, display,
+            hostdevs, devices, security, host)
 
 
 def all_specs() -> Iterator[SettingSpec]:

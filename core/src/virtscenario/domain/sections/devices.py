@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ...records import Record, record
@@ -68,6 +69,16 @@ SPECS = (
                           "into a free root port, and libvirt alone adds just one spare "
                           "(qemuDomainAssignPCIAddresses); 0 leaves the ports to libvirt",
                 reference=VIRTINST_ROOT_PORTS),
+    # -- console log and panic device (the testing scenario keeps what a crashing guest printed)
+    SettingSpec("console.log", "bool", False, "Log the serial console to <store>/<name>/console.log",
+                rationale="off: the console is read live with 'virsh console'; a log file grows with every "
+                          "boot (virtlogd rotates it)",
+                reference=FD + "#consoles-serial-parallel-channel-devices"),
+    SettingSpec("panic.model", "choice", "none", "Guest panic notifier (pvpanic): lets vm.on_crash see a crash",
+                ("isa", "none"),
+                rationale="none: without a panic device QEMU never learns that the guest crashed, and vm.on_crash "
+                          "is not applied; scenarios that act on crashes add one",
+                reference=FD + "#panic-device"),
     SettingSpec("devices.iommu", "bool", False, "iommu='on' on every virtio device (needed by SEV/TDX guests)",
                 rationale="off: the virtio IOMMU platform is only needed when the guest's memory is encrypted",
                 reference=FD + "#virtio-related-options", applies_when=("launch_security.type!=none",)),
@@ -91,6 +102,7 @@ class Console(Record):
 
     type: str = "pty"
     target_type: str = "serial"  # serial|virtio
+    log_file: Optional[str] = None  # everything the guest prints, kept by virtlogd
 
 
 @record
@@ -158,7 +170,15 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
         # libvirt adds the virtio-serial controller implicitly, but without iommu: declare it.
         dev.controllers.append(Controller("virtio-serial", index=0, iommu=True))
     if s("console.serial"):
-        dev.consoles.append(Console("pty", "serial"))
+        log = str((ctx.vm_dir or Path(ctx.vm_name)).absolute() / "console.log") if s("console.log") else None
+        dev.consoles.append(Console("pty", "serial", log))
+    else:
+        unused(ctx, settings, "console.log", "console.serial is off")
+    if s("panic.model") != "none":
+        dev.panics.append(s("panic.model"))
+    elif s("vm.on_crash") != "destroy":
+        ctx.note(f"vm.on_crash={s('vm.on_crash')}: without a panic device (panic.model) QEMU does not see a "
+                 "guest crash, so the action applies only to crashes QEMU itself detects")
     if s("channel.guest_agent"):
         dev.channels.append(Channel("unix", "virtio", "org.qemu.guest_agent.0"))
     if s("channel.vdagent"):
@@ -195,6 +215,8 @@ def render_consoles(devices: Element, dom: Domain) -> None:
     from ..xml import sub
     for con in dom.devices.consoles:
         c = sub(devices, "console", type_=con.type)
+        if con.log_file:
+            sub(c, "log", file=con.log_file, append="on")  # append: the log of the boot before survives
         sub(c, "target", type_=con.target_type)
 
 
@@ -218,6 +240,12 @@ def render_watchdogs(devices: Element, dom: Domain) -> None:
     from ..xml import sub
     for wd in dom.devices.watchdogs:
         sub(devices, "watchdog", model=wd.model, action=wd.action)
+
+
+def render_panics(devices: Element, dom: Domain) -> None:
+    from ..xml import sub
+    for model in dom.devices.panics:
+        sub(devices, "panic", model=model)
 
 
 def render_rngs(devices: Element, dom: Domain) -> None:

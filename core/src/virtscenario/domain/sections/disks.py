@@ -8,7 +8,7 @@ vm.yaml, the settings table and ``--json`` like any other setting.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ...records import FrozenRecord, Record, frozen_record, record
 from ...settings.types import ResolvedSetting, SettingSpec
@@ -84,7 +84,7 @@ SPECS = (
 )
 
 #: ``--disk`` options, virt-install's names; those that override a setting become ``disks[i].NAME``.
-DISK_OPTIONS = ("path", "size", "format", "cache", "bus", "io", "discard", "detect_zeroes", "device")
+DISK_OPTIONS = ("path", "size", "format", "cache", "bus", "io", "discard", "detect_zeroes", "device", "overlay")
 DEVICE_KEYS = ("size", "format", "cache", "bus", "io", "discard", "detect_zeroes")
 
 
@@ -100,6 +100,7 @@ class DiskArg(FrozenRecord):
     io: Optional[str] = None
     discard: Optional[str] = None
     detect_zeroes: Optional[str] = None
+    overlay: bool = False  # path= is the read-only base of a new qcow2 overlay in the store
 
 
 def parse_disk(text: str) -> Optional[DiskArg]:
@@ -113,9 +114,23 @@ def parse_disk(text: str) -> Optional[DiskArg]:
         raise ConfigError(f"--disk {text!r}: only device=disk is supported here; use --cdrom ISO for a CD-ROM")
     if "path" not in opts and "size" not in opts:
         raise ConfigError(f"--disk {text!r}: give size=GiB for a new image or path=IMAGE for an existing one")
-    if "path" in opts and "size" in opts:
-        raise ConfigError(f"--disk {text!r}: give either size= (new image) or path= (existing image), not both")
-    return DiskArg(**opts)
+    overlay = _overlay_flag(opts.pop("overlay", "off"), text)
+    if overlay and "path" not in opts:
+        raise ConfigError(f"--disk {text!r}: overlay=on needs path=BASE (the image the overlay is based on)")
+    if "path" in opts and "size" in opts and not overlay:
+        raise ConfigError(f"--disk {text!r}: give either size= (new image) or path= (existing image), not both "
+                          "(or path=BASE,overlay=on,size=N for a larger overlay)")
+    return DiskArg(**opts, overlay=overlay)
+
+
+def _overlay_flag(value: str, text: str) -> bool:
+    from ...errors import ConfigError
+    word = value.strip().lower()
+    if word in ("on", "yes", "true", "1"):
+        return True
+    if word in ("off", "no", "false", "0"):
+        return False
+    raise ConfigError(f"--disk {text!r}: overlay={value!r} is not on or off")
 
 
 def device_settings(specs: list[DiskArg], registry: SettingRegistry,
@@ -153,11 +168,14 @@ class DiskPlan(FrozenRecord):
     detect_zeroes: Optional[str] = None
     encrypted: bool = False
     block: bool = False
+    backing: Optional[str] = None  # overlay: the base image, never written
+    backing_format: Optional[str] = None
 
     @property
     def create(self) -> bool:
-        """Whether the image is new (``qemu-img create`` makes it) rather than an existing file."""
-        return self.size is not None
+        """Whether the image is new (``qemu-img create`` makes it, an overlay included) rather than an
+        existing file."""
+        return self.size is not None or self.backing is not None
 
 
 @frozen_record
@@ -169,6 +187,8 @@ class ImagePlan(FrozenRecord):
     size: int
     options: tuple[str, ...]  # -o key=value items (without the encryption ones)
     encrypt: bool
+    backing: Optional[str] = None  # a qcow2 overlay on this base (size 0: the base's size)
+    backing_format: Optional[str] = None
 
 
 def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path, vm_name: str,
@@ -188,7 +208,9 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
             return settings.device_value("disks", i, name, f"disk.{name}")
         bus, cache, io = value("bus"), value("cache"), value("io")
         discard, zeroes = value("discard"), value("detect_zeroes")
-        if spec.path is not None:
+        if spec.overlay:
+            plans.append(_overlay_plan(spec, i, value, image_dir, vm_name, inspect_images))
+        elif spec.path is not None:
             path = Path(spec.path).expanduser().absolute()
             if not path.exists():
                 raise ConfigError(f"--disk path={spec.path}: no such file")
@@ -215,6 +237,38 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
     return plans
 
 
+def _overlay_plan(spec: DiskArg, index: int, value: Any, image_dir: Path, vm_name: str,
+                  inspect_images: bool) -> DiskPlan:
+    """``path=BASE,overlay=on[,size=N]``: a new qcow2 in the store whose backing file is BASE."""
+    from pathlib import Path
+
+    from ...errors import ConfigError
+    base = Path(str(spec.path)).expanduser().absolute()
+    if not base.is_file():
+        raise ConfigError(f"--disk path={spec.path}: no such file (an overlay's base must be an image file)")
+    fmt = spec.format
+    size = int(value("size")) if spec.size is not None else None
+    if inspect_images:
+        from ...vm.images import image_info
+        info = image_info(str(base))
+        fmt = fmt or info.get("format", "raw")
+        if info.get("encrypted"):
+            raise ConfigError(f"--disk path={spec.path},overlay=on: the base is encrypted; an overlay on it would "
+                              "need its secret (use the image itself, or a decrypted copy)")
+        if size is not None and size < int(info.get("virtual-size") or 0):
+            raise ConfigError(f"--disk path={spec.path},overlay=on,size=: the overlay cannot be smaller than its "
+                              f"base ({info.get('virtual-size')} bytes)")
+    fmt = fmt or "qcow2"
+    if fmt not in ("qcow2", "raw"):
+        raise ConfigError(f"--disk path={spec.path}: format {fmt!r} is not supported as a base (qcow2 or raw)")
+    suffix = "" if index == 0 else f"-{index}"
+    path = image_dir / f"{vm_name}{suffix}.qcow2"
+    if path == base:
+        raise ConfigError(f"--disk path={spec.path},overlay=on: the base is the overlay's own path")
+    return DiskPlan(str(path), "qcow2", size, str(value("bus")), value("cache"), value("io"),  # type: ignore[arg-type]
+                    value("discard"), value("detect_zeroes"), backing=str(base), backing_format=fmt)  # type: ignore[arg-type]
+
+
 def plan_images(disks: list[DiskPlan], settings: Settings, ctx: BuildContext) -> list[ImagePlan]:
     """qemu-img options for every new image; options the format lacks are dropped with a note."""
     from . import unused
@@ -231,6 +285,9 @@ def plan_images(disks: list[DiskPlan], settings: Settings, ctx: BuildContext) ->
         unused(ctx, settings, "disk.luks_iter_time", "no new image is encrypted")
     for disk in disks:
         if not disk.create:
+            continue
+        if disk.backing is not None:
+            out.append(_overlay_image(disk, settings, ctx))
             continue
         opts: list[str] = []
         if disk.format == "qcow2":
@@ -276,6 +333,25 @@ def check_qcow2_size(path: str, size: int, cluster_size: Optional[int]) -> None:
         raise ConfigError(f"disk size {format_size(size)} of {path} is above qcow2's limit of "
                           f"{format_size(limit)} with {format_size(cluster)} clusters (raise disk.cluster_size, "
                           "up to 2 MiB)")
+
+
+def _overlay_image(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> ImagePlan:
+    """An overlay takes the qcow2 options but no preallocation (qemu-img refuses it with a backing file
+    unless extended L2) and no encryption (its base is not encrypted either)."""
+    from . import unused
+    s = settings.value
+    opts = [f"lazy_refcounts={'on' if s('disk.lazy_refcounts') else 'off'}"]
+    if s("disk.cluster_size"):
+        opts.insert(0, f"cluster_size={s('disk.cluster_size')}")
+    if s("disk.compression"):
+        opts.append(f"compression_type={s('disk.compression')}")
+    if s("disk.preallocation") != "off":
+        unused(ctx, settings, "disk.preallocation", f"{disk.path} is an overlay on {disk.backing}: qemu-img "
+               "preallocates no overlay (its unwritten clusters must read through to the base)")
+    unused(ctx, settings, "disk.encryption", f"{disk.path} is an overlay on an unencrypted base")
+    if s("disk.format") != "qcow2":
+        unused(ctx, settings, "disk.format", f"{disk.path} is an overlay, and only qcow2 has backing files")
+    return ImagePlan(disk.path, "qcow2", disk.size or 0, tuple(opts), False, disk.backing, disk.backing_format)
 
 
 @record
@@ -348,10 +424,13 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
         if disk_plan.encrypted:
             disk.encryption = Encryption("luks", plan.identity.secret_uuid(disk_plan.path))
         dom.devices.disks.append(disk)
-    if plan.cdrom:
-        idx = counters.get("sd", 0)
-        dom.devices.disks.append(Disk(target=target_name("sata", idx), source=plan.cdrom, device="cdrom",
-                                      format="raw", bus="sata", readonly=True))
+    # --cdrom, then the cloud-init seed (--cloud-init): read-only SATA CD-ROMs on q35's AHCI.
+    for iso in (plan.cdrom, plan.seed.path if plan.seed else None):
+        if iso:
+            idx = counters.get("sd", 0)
+            counters["sd"] = idx + 1
+            dom.devices.disks.append(Disk(target=target_name("sata", idx), source=iso, device="cdrom",
+                                          format="raw", bus="sata", readonly=True))
 
 
 def render(devices: Element, dom: Domain) -> None:

@@ -89,6 +89,10 @@ class Os(Record):
     nvram: Optional[str] = None
     boot: list[str] = field(default_factory=list)  # hd|cdrom|network|fd (empty: per-device boot order)
     bootmenu: Optional[bool] = None
+    # Direct kernel boot (--boot kernel=,initrd=,cmdline=): QEMU loads them, the firmware runs them.
+    kernel: Optional[str] = None
+    initrd: Optional[str] = None
+    cmdline: Optional[str] = None
 
 
 def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> None:
@@ -108,6 +112,10 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
         for key in ("firmware.secure_boot", "firmware.enrolled_keys", "firmware.stateless"):
             unused(ctx, settings, key, "it selects among UEFI firmware, and firmware.type is bios")
     os_.boot = ["cdrom", "hd"] if plan.cdrom else ["hd"]
+    # -- direct kernel boot (--boot kernel=...): per-VM data of the plan, like --cdrom
+    if plan.direct_boot is not None:
+        os_.kernel, os_.initrd, os_.cmdline = plan.direct_boot.kernel, plan.direct_boot.initrd, \
+            plan.direct_boot.cmdline
 
 
 def render(root: Element, dom: Domain) -> None:
@@ -124,6 +132,13 @@ def render(root: Element, dom: Domain) -> None:
             type_=os_.loader_type, stateless=yes(os_.loader_stateless))
     if os_.nvram:
         sub(el, "nvram", os_.nvram)
+    # -- direct kernel boot: libvirt formats these after <nvram>, before <boot>
+    if os_.kernel:
+        sub(el, "kernel", os_.kernel)
+        if os_.initrd:
+            sub(el, "initrd", os_.initrd)
+        if os_.cmdline:
+            sub(el, "cmdline", os_.cmdline)
     for dev in os_.boot:
         sub(el, "boot", dev=dev)
     if os_.bootmenu is not None:

@@ -50,6 +50,7 @@ class Metadata(Record):
     scenario_version: str = ""
     plugin: str = ""
     core_version: str = ""
+    os_uri: str = ""  # libosinfo's id of the guest OS (os.id), rendered by guestos
 
 
 def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> None:
@@ -87,6 +88,8 @@ def render_head(root: Element, dom: Domain) -> None:
             vs.set("plugin", md.plugin)
         if md.core_version:
             vs.set("generator", f"virtscenario {md.core_version}")
+        from .guestos import render_metadata
+        render_metadata(meta, dom)
 
 
 def render_emulator(devices: Element, dom: Domain) -> None:
