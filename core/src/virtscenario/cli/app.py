@@ -8,6 +8,7 @@ built in. ``--version`` imports nothing else.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Optional
@@ -39,6 +40,22 @@ BUILTIN_COMMANDS = {
 }
 
 
+EXAMPLES = "\b\nExamples:"
+
+
+def examples_last(command: click.Command) -> click.Command:
+    """Move a docstring's ``Examples:`` block into the epilog, so ``--help`` ends with it (after the
+    options), for this command and every subcommand it already has. Idempotent and cheap."""
+    if command.help and not command.epilog:
+        text = inspect.cleandoc(command.help)
+        head, found, tail = text.partition(EXAMPLES)
+        if found:
+            command.help, command.epilog = head.rstrip(), f"{EXAMPLES}{tail}"
+    for sub in getattr(command, "commands", {}).values():
+        examples_last(sub)
+    return command
+
+
 def load_plugin_commands(root: click.Group) -> None:
     """Let plugins add commands (register_commands), once per process."""
     if getattr(root, "_plugins_loaded", False):
@@ -49,6 +66,8 @@ def load_plugin_commands(root: click.Group) -> None:
             root.builtin(name)
     from ..plugin.hooks import Catalog
     Catalog().call("register_commands", cli=root)
+    for command in root.commands.values():
+        examples_last(command)
 
 
 class LazyGroup(click.Group):
@@ -59,7 +78,7 @@ class LazyGroup(click.Group):
             module_name, attr = BUILTIN_COMMANDS[name]
             import importlib
             module = importlib.import_module(module_name)
-            self.add_command(getattr(module, attr), name)
+            self.add_command(examples_last(getattr(module, attr)), name)
         return self.commands.get(name)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
@@ -124,6 +143,9 @@ def cli(ctx: click.Context, debug: bool, host_root: Optional[str]) -> None:
       virtscenario create computation --name calc --vcpus 8 --memory 16GiB --define
     """
     ctx.obj = {"debug": debug, "host_root": host_root}
+
+
+examples_last(cli)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -28,8 +28,8 @@ def _json_option(f: Any) -> Any:
 
 
 def _timeout_option(f: Any) -> Any:
-    return click.option("--timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_TIMEOUT, show_default=True,
-                        help="Seconds each host has to answer.")(f)
+    return click.option("--timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        show_default=True, help="Seconds each host has to answer.")(f)
 
 
 def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -60,14 +60,27 @@ def _echo_json(data: Any) -> None:
 
 @click.group("hosts")
 def hosts_group() -> None:
-    """Libvirt hosts of the inventory: list, check, place a VM."""
+    """Libvirt hosts of the inventory: list, check, place a VM.
+
+    \b
+    Examples:
+      virtscenario hosts list
+      virtscenario hosts check
+      virtscenario hosts place desktop --name web1
+    """
 
 
 @hosts_group.command("list")
 @_hosts_option
 @_json_option
 def hosts_list(hosts_file: Optional[str], as_json: bool) -> None:
-    """List the inventory: name, libvirt URI, labels."""
+    """List the inventory: name, libvirt URI, labels.
+
+    \b
+    Examples:
+      virtscenario hosts list
+      virtscenario hosts list --hosts ./hosts.yaml --json
+    """
     from .inventory import load_inventory
     inv = load_inventory(hosts_file)
     if as_json:
@@ -86,6 +99,12 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
     """Connect to every host (or NAMES) at once and report what each offers.
 
     Exit 1 after printing all when any host failed.
+
+    \b
+    Examples:
+      virtscenario hosts check
+      virtscenario hosts check kvm1 kvm2 --timeout 5
+      virtscenario hosts check --hosts ./hosts.yaml --json
     """
     from .check import check_hosts
     from .inventory import load_inventory
@@ -105,8 +124,8 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
 @hosts_group.command("place")
 @click.argument("scenario")
 @click.option("--name", default="vm", show_default=True, help="Name of the VM to place.")
-@click.option("--memory", type=str, help="Memory, e.g. 4GiB; bare numbers are MiB (vm.memory).")
-@click.option("--vcpus", type=str, help="Number of vCPUs (vm.vcpus).")
+@click.option("--memory", type=str, metavar="SIZE", help="Memory, e.g. 4GiB; bare numbers are MiB (vm.memory).")
+@click.option("--vcpus", type=str, metavar="N", help="Number of vCPUs (vm.vcpus).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")
 @_hosts_option
@@ -114,7 +133,14 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
 @_timeout_option
 def hosts_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional[str], sets: tuple[str, ...],
                 config_file: Optional[str], hosts_file: Optional[str], as_json: bool, timeout: float) -> None:
-    """Judge every host for a VM of SCENARIO: accepted or rejected with reasons, scored; the chosen one last."""
+    """Judge every host for a VM of SCENARIO: accepted or rejected with reasons, scored; the chosen one last.
+
+    \b
+    Examples:
+      virtscenario hosts place desktop --name web1 --memory 4GiB
+      virtscenario hosts place securevm --name vault --set launch_security.type=sev-snp
+      virtscenario hosts place computation --name calc --vcpus 16 --json
+    """
     placement = run_place(scenario, name, memory, vcpus, sets, config_file, hosts_file, timeout)
     if as_json:
         _echo_json(placement.as_json())
@@ -169,6 +195,11 @@ def migrate_check_command() -> click.Command:
         """Can VM NAME live-migrate to HOST? CPU, machine type, storage and blockers, by libvirt's rules.
 
         Exit 1 after printing when a blocker is found.
+
+        \b
+        Examples:
+          virtscenario migrate-check web1 --to kvm2
+          virtscenario migrate-check web1 --from kvm1 --to kvm2 --json
         """
         report = run_migrate_check(name, to_host, from_host, output, config_file, hosts_file, timeout)
         if as_json:

@@ -115,6 +115,12 @@ def plan_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: b
 
     Nothing is changed. Conflicting requirements are resolved by documented rules
     and listed; requirements this host cannot meet end with one Error line (exit 1).
+
+    \b
+    Examples:
+      virtscenario host plan computation
+      virtscenario host plan desktop --vm work --vm lab
+      virtscenario host plan securevm --json
     """
     host, inputs, plan = _prepare(ctx, scenario, vms, all_vms, output, config_file, sets)
     others = _other_plugins(inputs, host)
@@ -212,6 +218,12 @@ def apply_cmd(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: 
 
     Needs root. Module options (SEV) are written to /etc/modprobe.d and apply at the
     next boot or module load: virtscenario never reloads a module. Undo with 'host revert'.
+
+    \b
+    Examples:
+      virtscenario host apply computation
+      virtscenario host apply computation --all-vms --yes --persist
+      virtscenario host apply securevm --backend tuned
     """
     host = _host(ctx)
     if not host.is_root_user():
@@ -289,6 +301,11 @@ def revert_cmd(ctx: click.Context, yes: bool) -> None:
 
     Safe to run twice, and after a crash of apply or revert: without a journal there is
     nothing to revert (exit 0); temporary files an interrupted run left are removed.
+
+    \b
+    Examples:
+      virtscenario host revert
+      virtscenario host revert --yes
     """
     from . import journal
     from .engine import JOURNAL, host_lock, revert_locked

@@ -17,8 +17,9 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
 @click.command("create")
 @click.argument("scenario", shell_complete=complete_scenarios)
 @click.option("--name", required=True, help="VM name (libvirt rules; also its store directory).")
-@click.option("--vcpus", type=str, help="Number of vCPUs (vm.vcpus).")
-@click.option("--memory", type=str, help="Memory, e.g. 4GiB, 4096MiB, 4G; bare numbers are MiB (vm.memory).")
+@click.option("--vcpus", type=str, metavar="N", help="Number of vCPUs (vm.vcpus).")
+@click.option("--memory", type=str, metavar="SIZE",
+              help="Memory, e.g. 4GiB, 4096MiB, 4G; bare numbers are MiB (vm.memory).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="User settings file (YAML).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", shell_complete=complete_settings,
               help="Override a setting (repeatable).")

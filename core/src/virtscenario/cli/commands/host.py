@@ -16,6 +16,12 @@ def host_group() -> None:
     """Check this host; with the host tuning plugin, plan, apply, persist and revert its tuning.
 
     --host-root DIR (global option) works on a copy of a host's /proc, /sys, /etc and /dev under DIR.
+
+    \b
+    Examples:
+      virtscenario host check
+      virtscenario host plan computation
+      virtscenario --host-root ./host-copy host check --json
     """
 
 

@@ -22,7 +22,8 @@ def devices_cmd(ctx: click.Context, as_json: bool) -> None:
     \b
     Examples:
       virtscenario host devices
-      virtscenario create computation --name gpu --hostdev pci=0000:01:00.0 --hostdev pci=0000:01:00.1
+      virtscenario host devices --json
+      virtscenario --host-root ./host-copy host devices
     """
     from ...host.devices import group_partners, pci_problems, read_devices, usb_problems
     host = host_root_of(ctx)

@@ -21,14 +21,26 @@ def _connect(uri: Optional[str]) -> tuple[Any, str]:
 
 @click.group("network")
 def network_group() -> None:
-    """List, create and delete libvirt virtual networks (NAT, isolated, routed, host bridge)."""
+    """List, create and delete libvirt virtual networks (NAT, isolated, routed, host bridge).
+
+    \b
+    Examples:
+      virtscenario network list
+      virtscenario network create lab --isolated --subnet 192.168.150.0/24
+    """
 
 
 @network_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @click.option("--connect", metavar="URI", help=CONNECT_HELP)
 def list_cmd(as_json: bool, connect: Optional[str]) -> None:
-    """Every network of the hypervisor: state, mode, subnet, DHCP range and the domains using it."""
+    """Every network of the hypervisor: state, mode, subnet, DHCP range and the domains using it.
+
+    \b
+    Examples:
+      virtscenario network list
+      virtscenario network list --connect qemu+ssh://root@kvm2/system --json
+    """
     from ...vm.networks import list_networks
     conn, uri = _connect(connect)
     nets = list_networks(conn)
@@ -89,7 +101,13 @@ def create_cmd(ctx: click.Context, name: str, mode: Optional[str], bridge: Optio
 @click.argument("name")
 @click.option("--connect", metavar="URI", help=CONNECT_HELP)
 def delete_cmd(name: str, connect: Optional[str]) -> None:
-    """Stop and undefine network NAME; refused while a defined domain uses it."""
+    """Stop and undefine network NAME; refused while a defined domain uses it.
+
+    \b
+    Examples:
+      virtscenario network delete lab
+      virtscenario network delete lab --connect qemu:///system
+    """
     from ...vm.networks import delete_network
     conn, uri = _connect(connect)
     delete_network(conn, name, uri)

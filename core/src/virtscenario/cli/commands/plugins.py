@@ -30,7 +30,13 @@ def print_plugins(as_json: bool, root: Optional[click.Group] = None) -> None:
 
 @click.group("plugins")
 def plugins_group() -> None:
-    """Installed plugins."""
+    """Installed plugins.
+
+    \b
+    Examples:
+      virtscenario plugins list
+      virtscenario plugins install virtscenario-softrt
+    """
 
 
 @plugins_group.command("list")
@@ -73,7 +79,8 @@ def plugins_uninstall(names: tuple[str, ...], yes: bool) -> None:
 
     \b
     Examples:
-      virtscenario plugins uninstall -y virtscenario-softrt
+      virtscenario plugins uninstall virtscenario-softrt
+      virtscenario plugins uninstall -y virtscenario-softrt virtscenario-migration
     """
     from ...sdk.pipcmd import uninstall
     uninstall(names, yes=yes)
@@ -81,7 +88,13 @@ def plugins_uninstall(names: tuple[str, ...], yes: bool) -> None:
 
 @click.group("plugin")
 def plugin_group() -> None:
-    """Tools for plugin authors."""
+    """Tools for plugin authors.
+
+    \b
+    Examples:
+      virtscenario plugin new lab
+      virtscenario plugin check ./virtscenario-lab
+    """
 
 
 @plugin_group.command("new")

@@ -12,7 +12,14 @@ from ..common import complete_scenarios, complete_settings, print_notes
 
 @click.group("scenarios")
 def scenarios_group() -> None:
-    """Scenarios and their settings."""
+    """Scenarios and their settings.
+
+    \b
+    Examples:
+      virtscenario scenarios list
+      virtscenario scenarios show desktop
+      virtscenario scenarios compare
+    """
 
 
 @scenarios_group.command("list")
@@ -58,7 +65,6 @@ def scenarios_show(name: str, as_json: bool, fmt: str, show_all: bool, config_fi
     \b
     Examples:
       virtscenario scenarios show desktop
-      virtscenario scenarios show desktop --all
       virtscenario scenarios show computation --set vm.vcpus=16 --json
       virtscenario scenarios show securevm --format markdown
     """

@@ -14,7 +14,7 @@ from ..common import complete_vms
 @click.option("--output", type=click.Path(file_okay=False), help="Store root the VM was created in (as for create).")
 @click.option("--connect", metavar="URI", help="The hypervisor the VM runs on (default: qemu:///system).")
 @click.option("--json", "as_json", is_flag=True, help="Rows as JSON: [{check, expected, observed, status}].")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, metavar="SECONDS", show_default=True,
               help="Seconds to wait for the guest agent's first answer.")
 def verify_cmd(name: str, output: Optional[str], connect: Optional[str], as_json: bool, timeout: float) -> None:
     """Compare a running VM, seen from inside through its guest agent, with its scenario's decisions.
