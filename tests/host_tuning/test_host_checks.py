@@ -84,7 +84,9 @@ def test_container_and_vm_are_reported_with_what_they_mean(make_host):
 def test_iommu_off_names_the_kernel_argument(make_host):
     res = results(make_host(fakehost.amd_sev(iommu_units=(), cmdline="ro quiet iommu=off")))
     assert res["iommu"].status == "WARN"
-    assert "iommu=off" in res["iommu"].message and "amd_iommu=on" in res["iommu"].advice
+    assert "iommu=off" in res["iommu"].message and "amd_iommu=on" not in res["iommu"].advice
+    assert res["iommu"].advice.startswith("needed for device passthrough and SEV-SNP: remove iommu=off from the "
+                                          "kernel command line, enable AMD-Vi (IOMMU) in the firmware setup")
 
 
 def test_hugetlbfs_mount_with_pagesize_is_recognised(make_host):

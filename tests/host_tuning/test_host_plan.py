@@ -249,7 +249,17 @@ def test_sev_module_options_written_correctly_with_cmdline_advice(catalog, make_
     sme = knobs["host memory encryption (SME, optional)"].change
     assert sme.target == "mem_encrypt=on" and sme.advice_only and not sme.reboot_required
     assert "not needed by SEV guests" in sme.reason
-    assert knobs["kernel cmdline (SEV-SNP)"].change.target == "amd_iommu=on"
+    # SNP needs the IOMMU; amd_iommu= has no 'on' value (kernel-parameters): the advice names the firmware.
+    snp = knobs["IOMMU (SEV-SNP)"].change
+    assert snp.advice_only and snp.target == "AMD-Vi on in firmware" and "amd_iommu=on" not in snp.reason
+    assert "enable AMD-Vi (IOMMU) in the firmware setup" in snp.reason
+
+
+def test_snp_with_the_iommu_turned_off_says_which_argument_to_remove(catalog, make_host):
+    host = make_host(fakehost.amd_sev_disabled(iommu_units=(), cmdline="ro quiet iommu=off"))
+    snp = by_knob(plan_for(catalog, host, "tsec"))["IOMMU (SEV-SNP)"].change
+    assert (snp.current, snp.target) == ("iommu=off", "no iommu=off")
+    assert "remove iommu=off from the kernel command line" in snp.reason
 
 
 def test_sev_without_snp_flag_leaves_sev_snp_out(catalog, make_host):

@@ -82,13 +82,18 @@ def check_iommu(host: Any) -> CheckResult:
         return _r("iommu", "PASS", f"IOMMU enabled ({len(units)} unit{'s' if len(units) > 1 else ''}: "
                   f"{', '.join(units[:4])}{'...' if len(units) > 4 else ''})")
     vendor = facts.cpu_vendor(host)
-    arg = "intel_iommu=on iommu=pt" if vendor == "Intel" else "amd_iommu=on iommu=pt" if vendor == "AMD" \
-        else "intel_iommu=on or amd_iommu=on"
     args = [a for a in facts.cmdline(host) if "iommu" in a]
     seen = f" (kernel command line has {' '.join(args)})" if args else ""
+    offs = [a for a in args if a in ("iommu=off", "amd_iommu=off", "intel_iommu=off")]
+    remove = f"remove {' '.join(offs)} from the kernel command line, " if offs else ""
+    # Linux turns the AMD IOMMU on by itself when the firmware describes it (IVRS): amd_iommu= has
+    # no 'on' value (kernel-parameters.txt); Intel's needs intel_iommu=on unless the kernel defaults to it.
+    how = ("enable VT-d in the firmware setup and boot with intel_iommu=on iommu=pt" if vendor == "Intel" else
+           "enable AMD-Vi (IOMMU) in the firmware setup (Linux then turns it on by itself: amd_iommu= has no "
+           "'on' value) and boot with iommu=pt" if vendor == "AMD" else
+           "enable the IOMMU in the firmware setup (Intel: also boot with intel_iommu=on)")
     return _r("iommu", "WARN", f"IOMMU appears to be disabled: /sys/class/iommu is empty{seen}",
-              f"needed for device passthrough and SEV-SNP: enable VT-d/AMD-Vi in firmware and add {arg} "
-              "to the kernel command line")
+              f"needed for device passthrough and SEV-SNP: {remove}{how}")
 
 
 # -- memory ---------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ KSM_REF = "https://docs.kernel.org/admin-guide/mm/ksm.html"
 HUGETLB_REF = "https://docs.kernel.org/admin-guide/mm/hugetlbpage.html"
 BFQ_REF = "https://docs.kernel.org/block/bfq-iosched.html"
 SEV_REF = "https://libvirt.org/kbase/launch_security_sev.html"
+KERNEL_PARAMS_REF = "https://docs.kernel.org/admin-guide/kernel-parameters.html"
 
 
 # -- conflict rules ---------------------------------------------------------------------------
@@ -576,8 +577,14 @@ def _sev(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> Non
                     "'turns on the SME memory encryption feature on the host which protects against the physical "
                     "attack on the hypervisor memory' (kernel command line, then reboot)", d.source, SEV_REF)
     if "sev_snp" in params and not sysfs.listdir(host, "/sys/class/iommu"):
-        plan.advice("kernel cmdline (SEV-SNP)", _cmdline_args(host, ("amd_iommu", "iommu")) or "-", "amd_iommu=on",
-                    "SEV-SNP needs the IOMMU enabled; /sys/class/iommu is empty", d.source, SEV_REF, reboot=True)
+        current = _cmdline_args(host, ("amd_iommu", "iommu"))
+        offs = [a for a in current.split() if a in ("iommu=off", "amd_iommu=off")]
+        # amd_iommu= has no 'on' value: Linux enables the AMD IOMMU when the firmware describes it.
+        plan.advice("IOMMU (SEV-SNP)", current or "-", f"no {' '.join(offs)}" if offs else "AMD-Vi on in firmware",
+                    "SEV-SNP needs the IOMMU and /sys/class/iommu is empty: "
+                    + (f"remove {' '.join(offs)} from the kernel command line" if offs else
+                       "enable AMD-Vi (IOMMU) in the firmware setup; Linux turns it on by itself then "
+                       "(amd_iommu= has no 'on' value)"), d.source, KERNEL_PARAMS_REF, reboot=True)
 
 
 def _isolated_cpus(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> None:
