@@ -25,7 +25,6 @@ def parse_sets(values: Iterable[str]) -> list[FlagValue]:
 
 def option_pairs(text: str, allowed: tuple[str, ...], what: str) -> dict[str, str]:
     """``a=1,b=2`` -> {a: 1, b: 2}; unknown, empty and repeated options are one-line errors."""
-    import difflib
     out: dict[str, str] = {}
     for part in text.split(","):
         part = part.strip()
@@ -34,6 +33,7 @@ def option_pairs(text: str, allowed: tuple[str, ...], what: str) -> dict[str, st
         key, eq, value = part.partition("=")
         key = key.strip()
         if key not in allowed:
+            import difflib
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(allowed)})"
             raise ConfigError(f"{what} {text[:80]!r}: unknown option {key[:40]!r}{hint}")

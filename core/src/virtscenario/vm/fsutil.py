@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from typing import Any, Iterator, Optional
 
@@ -36,7 +35,7 @@ def failed(exc: OSError, action: str, path: object) -> StoreError:
 
 
 def token() -> str:
-    return secrets.token_hex(4)
+    return os.urandom(4).hex()  # as secrets.token_hex(4), without importing secrets (hmac, hashlib)
 
 
 def open_dir(name: str, dir_fd: Optional[int], shown: object) -> int:

@@ -28,7 +28,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..errors import ConfigError, VirtscenarioError
+from ..errors import VirtscenarioError
 from ..records import FrozenRecord, Record, frozen_record, record
 from .fsutil import (
     PRIVATE_DIR,
@@ -52,7 +52,7 @@ from .fsutil import (
 )
 from .identity import Identity
 from .keys import FROM_KEY_FILE, FROM_PASSPHRASE_FILE, KEY_FILE, MAX_PASSPHRASE, new_key
-from .names import check_vm_name
+from .names import check_vm_name, default_store_root, store_root, vm_dir  # noqa: F401 - re-exported
 
 Progress = Optional[Callable[[str], None]]
 
@@ -100,27 +100,6 @@ GEN_RE = re.compile(r"gen-([0-9]{1,9})")
 NEW_PREFIX = ".new-"
 DELETING_PREFIX = ".deleting-"
 MAX_XML = 4 * 1024 * 1024
-
-
-def default_store_root() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/virtscenario/vms")
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(xdg) / "virtscenario" / "vms"
-
-
-def store_root(output: Optional[str], configured: Optional[str] = None) -> Path:
-    # Absolute: image and share paths in the XML derive from it, and libvirt needs them absolute.
-    return Path(output or configured or default_store_root()).expanduser().absolute()
-
-
-def vm_dir(root: Path, name: str) -> Path:
-    check_vm_name(name)
-    path = (root / name)
-    # check_vm_name forbids '/', '..' and '.', so the VM directory is always a direct child.
-    if path.parent != root:
-        raise ConfigError(f"VM name {name!r} would leave the store")
-    return path
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -93,8 +93,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     from ...settings.userfile import load_config
     from ...vm.identity import Identity
     from ...vm.libvirt import DEFAULT_URI
-    from ...vm.names import check_vm_name
-    from ...vm.store import load_identity, store_root, vm_dir
+    from ...vm.names import check_vm_name, store_root, vm_dir
 
     name = check_vm_name(o["name"])
     if o["print_xml"] and o["dry_run"]:
@@ -114,7 +113,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     if o["passphrase_file"]:
         from ...vm.keys import read_passphrase_file
         passphrase = read_passphrase_file(o["passphrase_file"])
-    existing = load_identity(directory)
+    existing = _load_identity(directory)
     if existing is not None and not o["force"] and writes:
         raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
                                 "its uuid, MACs and images are kept)")
@@ -197,7 +196,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     try:
         with progress, VmLock(root_fd, root, name, "create"):
             # Checked again under the lock: another run may have created or changed the VM meanwhile.
-            now = load_identity(directory)
+            now = _load_identity(directory)
             if now is not None and not o["force"]:
                 raise VirtscenarioError(f"VM {name!r} already exists in {root} (use --force to regenerate it; "
                                         "its uuid, MACs and images are kept)")
@@ -244,6 +243,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         return
     from ..summary import render
     click.echo(render(gen, catalog.registry, directory, lines, changes, defined_on, o["start"]))
+
+
+def _load_identity(directory: Path) -> Any:
+    """The stored VM's identity, kept by --force; the store module only when there is a VM to read."""
+    if not os.path.lexists(directory):
+        return None
+    from ...vm.store import load_identity
+    return load_identity(directory)
 
 
 def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], uri: Any) -> list[str]:
