@@ -11,7 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Protocol
+
     from ..host.hypervisor import DomainCaps
+
+    class LaunchSecurityCaps(Protocol):
+        """What offered_launch_security reads: the core's DomainCaps and the fleet's facts both have it."""
+
+        @property
+        def sev(self) -> Any: ...
+        @property
+        def sev_snp(self) -> bool: ...
+        @property
+        def tdx(self) -> bool: ...
     from ..settings.types import Settings
     from ..types import Note
 
@@ -79,7 +91,7 @@ def problems(root: Any, caps: DomainCaps) -> list[str]:
     return out
 
 
-def offered_launch_security(caps: DomainCaps) -> list[str]:
+def offered_launch_security(caps: LaunchSecurityCaps) -> list[str]:
     """Strongest first: SEV-SNP, SEV-ES, SEV on AMD; TDX on Intel."""
     out = []
     if caps.sev_snp:

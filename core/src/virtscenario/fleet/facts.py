@@ -160,19 +160,10 @@ class HostFacts:
 
     def launch_security_offered(self) -> tuple[str, ...]:
         """Strongest first, as the core's launch_security=auto picks: SEV-SNP, SEV-ES, SEV, TDX."""
-        dc = self.domcaps
-        if dc is None or self.accel != "kvm":
+        if self.domcaps is None or self.accel != "kvm":
             return ()
-        out = []
-        if dc.sev_snp:
-            out.append("sev-snp")
-        if dc.sev.supported and (dc.sev.max_es_guests or 0) > 0:
-            out.append("sev-es")
-        if dc.sev.supported:
-            out.append("sev")
-        if dc.tdx or "tdx" in dc.launch_security_types:
-            out.append("tdx")
-        return tuple(out)
+        from ..domain.caps import offered_launch_security  # the core's own order and rules
+        return tuple(offered_launch_security(self.domcaps))
 
     def free_slots(self, kind: str) -> Optional[int]:
         """Guests of ``kind`` that can still start: the ASID pool size minus running guests of that pool.
@@ -303,6 +294,7 @@ def parse_domcaps(xml: str | bytes) -> DomcapsFacts:
     if sev_el is not None and sev_el.get("supported") == "yes":
         sev = SevCaps(True, _int(sev_el.findtext("maxGuests")), _int(sev_el.findtext("maxESGuests")))
     tdx_el = feats.find("tdx") if feats is not None else None
+    sectypes = _texts(feats, "launchSecurity[@supported='yes']/enum[@name='sectype']/value")
     vcpu = root.find("vcpu")
     return DomcapsFacts(
         virt_type=(root.findtext("domain") or "").strip(),
@@ -319,8 +311,9 @@ def parse_domcaps(xml: str | bytes) -> DomcapsFacts:
         tpm_versions=_texts(root, "devices/tpm[@supported='yes']/enum[@name='backendVersion']/value"),
         filesystem_drivers=_texts(root, "devices/filesystem[@supported='yes']/enum[@name='driverType']/value"),
         sev=sev,
-        launch_security_types=_texts(feats, "launchSecurity[@supported='yes']/enum[@name='sectype']/value"),
-        tdx=tdx_el is not None and tdx_el.get("supported") == "yes",
+        launch_security_types=sectypes,
+        # as the core's DomainCaps.tdx: the <tdx> feature, or TDX among the launch security types
+        tdx=(tdx_el is not None and tdx_el.get("supported") == "yes") or "tdx" in sectypes,
     )
 
 

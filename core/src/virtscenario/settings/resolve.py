@@ -31,6 +31,27 @@ def _user_rationale(prev: ResolvedSetting, registry: SettingRegistry) -> str:
     return f"set by the user ({who} {shown})"
 
 
+def device_overrides(specs: Iterable[Any], names: Iterable[str], section: str, plural: str, flag: str,
+                     noun: str, registry: SettingRegistry, settings: Settings) -> dict[str, ResolvedSetting]:
+    """``PLURAL[i].NAME`` for every option a per-device flag gave (``--disk ...,cache=``), coerced like
+    ``SECTION.NAME``, layer ``flag``, with the value it overrides in its rationale."""
+    out: dict[str, ResolvedSetting] = {}
+    for index, spec in enumerate(specs):
+        for name in names:
+            raw = getattr(spec, name)
+            if raw is None:
+                continue
+            base = f"{section}.{name}"
+            value = registry.coerce(base, raw, f" ({flag} {name}=)")
+            prev = settings[base]
+            why = (prev.rationale if prev.by_user else
+                   f"set by the user for this {noun} ({prev.layer} value: "
+                   f"{display_value(registry.find(base), prev.value)})")
+            key = f"{plural}[{index}].{name}"
+            out[key] = ResolvedSetting(key, value, f"flag {flag}", why, prev.reference, "flag", flag)
+    return out
+
+
 def resolve(registry: SettingRegistry, scenario: Scenario, distribution: str,
             overrides: Iterable[tuple[Choice, str]] = (), file_values: Mapping[str, Any] | None = None,
             file_path: str = "", cli_values: Iterable[FlagValue] = ()) -> Settings:

@@ -280,6 +280,18 @@ def define_network(conn: Any, spec: NetworkSpec) -> Any:
     return net
 
 
+def _stop_and_undefine(net: Any, name: str, verb: str) -> None:
+    """Destroy (if active) and undefine (if persistent) one network."""
+    libvirt = _libvirt()
+    try:
+        if net.isActive():
+            net.destroy()
+        if net.isPersistent():
+            net.undefine()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"libvirt could not {verb} network {name}: {_error(exc)}") from None
+
+
 def network_users(conn: Any, name: str) -> list[str]:
     """Defined or running domains with an interface on network ``name``."""
     from lxml import etree
@@ -297,7 +309,6 @@ def network_users(conn: Any, name: str) -> list[str]:
 
 
 def delete_network(conn: Any, name: str, uri: str) -> None:
-    libvirt = _libvirt()
     net = lookup(conn, name)
     if net is None:
         raise ConfigError(f"network {name!r} does not exist on {uri}")
@@ -305,13 +316,7 @@ def delete_network(conn: Any, name: str, uri: str) -> None:
     if users:
         raise ConfigError(f"network {name!r} is used by domain{'s' if len(users) > 1 else ''} {', '.join(users)}: "
                           "remove them or move their interfaces first")
-    try:
-        if net.isActive():
-            net.destroy()
-        if net.isPersistent():
-            net.undefine()
-    except libvirt.libvirtError as exc:
-        raise LibvirtError(f"libvirt could not delete network {name}: {_error(exc)}") from None
+    _stop_and_undefine(net, name, "delete")
 
 
 def info(conn: Any, net: Any) -> NetworkInfo:
@@ -423,13 +428,5 @@ def release_network(conn: Any, name: str, leaving: Optional[str] = None) -> tupl
     users = [u for u in network_users(conn, name) if u != leaving]
     if users:
         return False, f"kept network {name}: still used by {', '.join(users)}"
-    libvirt = _libvirt()
-    net = lookup(conn, name)
-    try:
-        if net.isActive():
-            net.destroy()
-        if net.isPersistent():
-            net.undefine()
-    except libvirt.libvirtError as exc:
-        raise LibvirtError(f"libvirt could not remove network {name}: {_error(exc)}") from None
+    _stop_and_undefine(lookup(conn, name), name, "remove")
     return True, f"removed network {name} (created for this VM by --create-network)"

@@ -136,22 +136,8 @@ def _overlay_flag(value: str, text: str) -> bool:
 def device_settings(specs: list[DiskArg], registry: SettingRegistry,
                     settings: Settings) -> dict[str, ResolvedSetting]:
     """``disks[i].NAME`` for every option a ``--disk`` gave, coerced like the setting it overrides."""
-    from ...settings.display import display_value
-    out: dict[str, ResolvedSetting] = {}
-    for index, spec in enumerate(specs):
-        for name in DEVICE_KEYS:
-            raw = getattr(spec, name)
-            if raw is None:
-                continue
-            base = f"disk.{name}"
-            value = registry.coerce(base, raw, f" (--disk {name}=)")
-            prev = settings[base]
-            why = (prev.rationale if prev.by_user else
-                   f"set by the user for this disk ({prev.layer} value: "
-                   f"{display_value(registry.find(base), prev.value)})")
-            key = f"disks[{index}].{name}"
-            out[key] = ResolvedSetting(key, value, "flag --disk", why, prev.reference, "flag", "--disk")
-    return out
+    from ...settings.resolve import device_overrides
+    return device_overrides(specs, DEVICE_KEYS, "disk", "disks", "--disk", "disk", registry, settings)
 
 
 @frozen_record

@@ -89,25 +89,11 @@ def _mac(mac: Optional[str], text: str) -> Optional[str]:
 def device_settings(specs: list[NetArg], registry: SettingRegistry,
                     settings: Settings) -> dict[str, ResolvedSetting]:
     """``networks[i].model`` and ``networks[i].queues`` for every option a ``--network`` gave."""
-    from ...settings.display import display_value
-    out: dict[str, ResolvedSetting] = {}
-    for index, spec in enumerate(specs):
-        for name in DEVICE_KEYS:
-            raw = getattr(spec, name)
-            if raw is None:
-                continue
-            base = f"network.{name}"
-            value = registry.coerce(base, raw, f" (--network {name}=)")
-            if name == "queues" and value == 0:
-                from ...errors import ConfigError
-                raise ConfigError("--network queues= must be between 1 and 256 (network.queues=0 means one per "
-                                  "vCPU)")
-            prev = settings[base]
-            why = (prev.rationale if prev.by_user else
-                   f"set by the user for this interface ({prev.layer} value: "
-                   f"{display_value(registry.find(base), prev.value)})")
-            key = f"networks[{index}].{name}"
-            out[key] = ResolvedSetting(key, value, "flag --network", why, prev.reference, "flag", "--network")
+    from ...settings.resolve import device_overrides
+    out = device_overrides(specs, DEVICE_KEYS, "network", "networks", "--network", "interface", registry, settings)
+    if any(key.endswith(".queues") and item.value == 0 for key, item in out.items()):
+        from ...errors import ConfigError
+        raise ConfigError("--network queues= must be between 1 and 256 (network.queues=0 means one per vCPU)")
     return out
 
 
