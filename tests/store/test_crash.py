@@ -296,8 +296,15 @@ def report(scenario: Scenario, outcomes: list[Outcome]) -> str:
 def test_kill_at_every_store_change_leaves_old_or_new_and_the_retry_works(tmp_path, scenario, capsys):
     outcomes = run_points(tmp_path, scenario, only=(lambda p: p[0] in LUKS_STEPS) if scenario is C else None)
     killed = [o for o in outcomes if o.killed]
-    # Every point but those after the last store change (the retry found the new VM) was a real kill.
-    assert len(killed) >= len(outcomes) - 2, [o.point for o in outcomes if not o.killed]
+    # Every point but those after the last store change (the retry found the new VM) was a real kill,
+    # or was not reached: a run may make fewer calls of a kind than the traced one (qemu-img retries
+    # its LUKS benchmark under load, each retry one more wait4). What was not reached is a tail: no
+    # call of a kind is missed while a later one of the same kind kills.
+    missed = [o.point for o in outcomes if not o.killed]
+    for name, n in missed:
+        assert not any(o.killed and o.point[0] == name and o.point[1] > n for o in outcomes), (name, n)
+    assert len(killed) >= len(outcomes) - 2 - sum(1 for name, _n in missed if name == "wait4"), missed
+    assert len(killed) >= len(outcomes) // 2, missed
     assert any(o.state == "old" for o in killed)
     if scenario.until is None:
         assert any(o.state == "new" for o in killed)
