@@ -152,6 +152,42 @@ def run_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional[s
     return place(needs, check_hosts(list(inv.hosts), timeout))
 
 
+def place_for_create(scenario: str, name: str, values: list[tuple[str, Any, str]], config_file: Optional[str],
+                     hosts_file: Optional[str], timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """``create --place``: the placement of the VM (``values`` as create resolves them: --memory, --vcpus,
+    --virt-type, --os, --set...). No accepted host: one error line with every host's first reason."""
+    from .check import check_hosts
+    from .inventory import load_inventory
+    from .needs import scenario_needs
+    from .place import place
+    needs = scenario_needs(scenario, name, values, config_file)
+    inv = load_inventory(hosts_file)
+    placement = place(needs, check_hosts(list(inv.hosts), timeout))
+    if placement.chosen is None:
+        raise VirtscenarioError(f"no host of {inv.path} can run {name} ({scenario}): {rejected_text(placement)} "
+                                f"('virtscenario hosts place {scenario} --hosts {inv.path}' lists every reason)")
+    return placement
+
+
+def rejected_text(placement: Any) -> str:
+    """Every rejected host with its first reason, on one line."""
+    parts = []
+    for d in placement.decisions:
+        if not d.accepted:
+            more = f" (+{len(d.reasons) - 1} more)" if len(d.reasons) > 1 else ""
+            parts.append(f"{d.host}: {d.reasons[0]}{more}")
+    return "; ".join(parts) or "none"
+
+
+def placed_note(placement: Any) -> str:
+    chosen = placement.chosen
+    accepted = sum(1 for d in placement.decisions if d.accepted)
+    rejected = [d for d in placement.decisions if not d.accepted]
+    text = (f"placed on {chosen.host} ({chosen.uri}), score {chosen.score:g}: the best of {accepted} accepted "
+            f"host(s) of {len(placement.decisions)}")
+    return text + (f"; rejected: {rejected_text(placement)}" if rejected else "")
+
+
 def migrate_check_command() -> click.Command:
     @click.command("migrate-check")
     @click.argument("name", shell_complete=_complete_vms)
