@@ -60,14 +60,27 @@ def _echo_json(data: Any) -> None:
 
 @click.group("hosts")
 def hosts_group() -> None:
-    """Libvirt hosts of the inventory: list, check, place a VM."""
+    """Libvirt hosts of the inventory: list, check, place a VM.
+
+    \b
+    Examples:
+      virtscenario hosts list
+      virtscenario hosts check --hosts hosts.yaml
+      virtscenario hosts place desktop --name web1 --memory 8GiB
+    """
 
 
 @hosts_group.command("list")
 @_hosts_option
 @_json_option
 def hosts_list(hosts_file: Optional[str], as_json: bool) -> None:
-    """List the inventory: name, libvirt URI, labels."""
+    """List the inventory: name, libvirt URI, labels.
+
+    \b
+    Examples:
+      virtscenario hosts list
+      virtscenario hosts list --hosts hosts.yaml --json
+    """
     from .inventory import load_inventory
     inv = load_inventory(hosts_file)
     if as_json:
@@ -86,6 +99,12 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
     """Connect to every host (or NAMES) at once and report what each offers.
 
     Exit 1 after printing all when any host failed.
+
+    \b
+    Examples:
+      virtscenario hosts check
+      virtscenario hosts check epyc1 xeon2 --timeout 5
+      virtscenario hosts check --hosts hosts.yaml --json
     """
     from .check import check_hosts
     from .inventory import load_inventory
@@ -114,7 +133,14 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
 @_timeout_option
 def hosts_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional[str], sets: tuple[str, ...],
                 config_file: Optional[str], hosts_file: Optional[str], as_json: bool, timeout: float) -> None:
-    """Judge every host for a VM of SCENARIO: accepted or rejected with reasons, scored; the chosen one last."""
+    """Judge every host for a VM of SCENARIO: accepted or rejected with reasons, scored; the chosen one last.
+
+    \b
+    Examples:
+      virtscenario hosts place desktop --name web1 --memory 8GiB
+      virtscenario hosts place securevm --set launch_security.type=auto --json
+      virtscenario create desktop --name web1 --place    # place, then create there
+    """
     placement = run_place(scenario, name, memory, vcpus, sets, config_file, hosts_file, timeout)
     if as_json:
         _echo_json(placement.as_json())
@@ -205,6 +231,11 @@ def migrate_check_command() -> click.Command:
         """Can VM NAME live-migrate to HOST? CPU, machine type, storage and blockers, by libvirt's rules.
 
         Exit 1 after printing when a blocker is found.
+
+        \b
+        Examples:
+          virtscenario migrate-check web1 --to xeon2
+          virtscenario migrate-check web1 --from epyc1 --to qemu+ssh://root@xeon2/system --json
         """
         report = run_migrate_check(name, to_host, from_host, output, config_file, hosts_file, timeout)
         if as_json:
