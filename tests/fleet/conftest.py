@@ -189,17 +189,17 @@ def fleet_cli(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-def dir_pool() -> Iterator[Callable[[str], tuple[str, Path]]]:
-    """dir_pool(uri) -> (name, directory): a started dir pool 'fleet-...' in a fresh directory on that
-    daemon; its volumes, the pool and the directory are removed after the test."""
+def dir_pool() -> Iterator[Callable[..., tuple[str, Path]]]:
+    """dir_pool(uri, prefix="fleet-") -> (name, directory): a started dir pool 'PREFIX...' in a fresh directory
+    on that daemon; its volumes, the pool and the directory are removed after the test."""
     made: list[tuple[Any, str, Path]] = []
 
-    def make(uri: str) -> tuple[str, Path]:
+    def make(uri: str, prefix: str = "fleet-") -> tuple[str, Path]:
         import tempfile
         conn = open_or_fail(uri)
-        directory = Path(tempfile.mkdtemp(prefix="fleet-pool-"))
+        directory = Path(tempfile.mkdtemp(prefix=f"{prefix}pool-"))
         directory.chmod(0o755)  # QEMU may run as libvirt-qemu on a developer's machine
-        name = f"fleet-{uuid.uuid4().hex[:8]}"
+        name = f"{prefix}{uuid.uuid4().hex[:8]}"
         made.append((conn, name, directory))
         pool = conn.storagePoolDefineXML(f"<pool type='dir'><name>{name}</name><target><path>{directory}</path>"
                                          "</target></pool>", 0)

@@ -120,12 +120,36 @@ def test_baseline_errors_name_the_uri(pool) -> None:
         baseline.compute(list(pool), "kvm")
 
 
-def test_uri_list_is_checked() -> None:
+def test_uri_list_is_checked(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert baseline.parse_uris(" qemu:///system , qemu+ssh://h/system ") == ["qemu:///system", "qemu+ssh://h/system"]
-    for bad, message in ((",", "is empty"), ("host2", "is not a libvirt URI"),
-                         ("qemu:///system,qemu:///system", "names a URI twice")):
+    for bad, message in ((",", "is empty"), ("host2", "^migration.hosts: no host inventory: write one at "),
+                         ("qemu:///system,qemu:///system", "names the same host twice: qemu:///system and "
+                                                           "qemu:///system$"),
+                         ("qemu+bogus://h/system", "is not a libvirt URI"), ("a\tb", "neither a host name nor")):
         with pytest.raises(VirtscenarioError, match=message):
             baseline.parse_uris(bad)
+
+
+def test_host_names_come_from_the_inventory(tmp_path, monkeypatch, virtscenario_render, pool) -> None:
+    """migration.hosts takes inventory names (api.resolve_host_uris), URIs, or both."""
+    (tmp_path / "virtscenario").mkdir()
+    (tmp_path / "virtscenario" / "hosts.yaml").write_text(
+        "hosts:\n  a: {uri: 'qemu+ssh://a/system'}\n  b: {uri: 'qemu+ssh://b/system'}\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert baseline.parse_hosts("a, qemu+ssh://b/system") == [("a", "qemu+ssh://a/system"),
+                                                              ("qemu+ssh://b/system", "qemu+ssh://b/system")]
+    with pytest.raises(VirtscenarioError, match=r"^migration.hosts names the same host twice: a and "
+                                                r"qemu\+ssh://a/system$"):
+        baseline.parse_hosts("a,qemu+ssh://a/system")
+    with pytest.raises(VirtscenarioError, match=r"^migration.hosts: no host 'bb' in .*hosts.yaml; did you mean 'b'"):
+        baseline.parse_hosts("a,bb")
+    result = virtscenario_render("migration", settings={"migration.hosts": "a,b"})
+    assert result.tree.find("cpu/model").text == "Skylake-Server-IBRS"
+    assert [c[0] for c in pool["qemu+ssh://a/system"].calls] == ["domcaps", "baseline"]
+    assert pool["qemu+ssh://b/system"].calls[0][0] == "domcaps"
+    assert any("migratable baseline of a (qemu+ssh://a/system), b (qemu+ssh://b/system)" in n
+               for n in result.note_texts())
 
 
 def test_oldest_machine() -> None:

@@ -32,8 +32,9 @@ def test_list_text_and_json(run, tmp_path):
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["a", "b", "broken"]
     a = rows[0]
-    assert set(a) == {"name", "scenario", "uuid", "directory", "state", "disks", "error"}
+    assert set(a) == {"name", "scenario", "uuid", "directory", "host", "libvirt_uri", "state", "disks", "error"}
     assert a["scenario"] == "desktop" and a["state"] is None and a["error"] is None
+    assert a["host"] is None and a["libvirt_uri"] is None  # made here, never defined
     assert a["disks"] == [{"path": str(store / "a" / "a.qcow2"), "format": "qcow2", "size": 64 * 2**20,
                            "encrypted": False, "created": True, "exists": True}]
     assert rows[1]["disks"] == [] and "not a mapping" in rows[2]["error"]

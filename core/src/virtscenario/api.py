@@ -19,7 +19,8 @@ API 1.2 adds what a host-side plugin needs without reaching into the core:
 :attr:`SettingSpec.scenarios` / :attr:`SettingSpec.applies_when` (which scenarios show a
 plugin's setting, and when a default takes part).
 API 1.3 adds the host devices facts: :func:`read_host_devices` (:class:`HostDevices`) and
-:func:`pci_problems` (why a PCI device cannot be passed through).
+:func:`pci_problems` (why a PCI device cannot be passed through), and :func:`resolve_host_uris`
+(libvirt URIs of the host inventory's names).
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ __all__ = [
     "DomainRule", "format_cpulist", "format_size", "format_table", "GuestCheck", "hookimpl", "host_root",
     "HostChange", "HostCheck", "HostCpu", "HostDevices", "HostInfo", "HostRequirement", "HostRoot",
     "housekeeping_split", "Layer", "LAYERS", "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets",
-    "parse_size", "pci_problems", "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_scenario",
-    "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario", "Settings", "SettingSpec", "SevCaps",
-    "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
+    "parse_size", "pci_problems", "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_host_uris",
+    "resolve_scenario", "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario", "Settings",
+    "SettingSpec", "SevCaps", "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
 ]
 
 #: Names imported on first use: (module, attribute; "" for the module itself).
@@ -112,6 +113,18 @@ def resolve_scenario(name: str, *, config_file: Optional[str] = None, sets: Iter
     provided, settings = resolve(catalog or Catalog(), name, load_config(config_file), parse(sets))
     sc = provided.scenario
     return ResolvedScenario(sc.name, sc.version, provided.plugin, provided.distribution, settings)
+
+
+def resolve_host_uris(names_or_uris: Sequence[str], inventory_file: Optional[str] = None) -> list[str]:
+    """Libvirt URIs of host inventory names (docs/fleet.md); an item holding ``://`` is a URI and is only checked.
+
+    The inventory is ``inventory_file``, else ``$XDG_CONFIG_HOME/virtscenario/hosts.yaml``, else
+    ``/etc/virtscenario/hosts.yaml``; it is read only when a name needs it. New in API 1.3.
+
+    :raises ConfigError: no inventory, a name it does not list (with a "did you mean"), a bad URI: one line.
+    """
+    from .fleet.inventory import resolve_uris
+    return resolve_uris(list(names_or_uris), inventory_file)
 
 
 def store_root(output: Optional[str] = None, config_file: Optional[str] = None) -> Path:

@@ -85,7 +85,7 @@ def render(gen: Generated, registry: SettingRegistry, directory: Path, written: 
 
 def _short(line: str, directory: Path) -> str:
     """``Wrote /store/vm/domain.xml`` -> ``domain.xml``; other lines as they are."""
-    for verb, suffix in (("Wrote ", ""), ("Created image ", " (new image)")):
+    for verb, suffix in (("Wrote ", ""), ("Created image ", " (new image)"), ("Created volume ", " (new volume)")):
         if line.startswith(verb):
             path = line[len(verb):]
             prefix = f"{directory}/"

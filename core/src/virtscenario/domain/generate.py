@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .bootargs import DirectBoot
     from .context import BuildContext
     from .model import Domain, VmPlan
-    from .sections.disks import DiskArg, DiskPlan, ImagePlan
+    from .sections.disks import DiskArg, DiskPlan, ImagePlan, PoolTarget
     from .sections.hostdevs import HostDevArg
     from .sections.nics import NetArg
 
@@ -61,6 +61,9 @@ class Request(Record):
     direct_boot: Optional[DirectBoot] = None  # --boot kernel=,initrd=,cmdline=
     cloud_init: Optional[str] = None  # the --cloud-init option text
     host_root: Optional[HostRoot] = None  # where osinfo-db is read (--os); None: the real host
+    #: The VM's host is reached through libvirt only (create --place / --pool): new disks are volumes of
+    #: this pool there, and nothing may name a file of this machine.
+    pool: Optional[PoolTarget] = None
 
 
 @record
@@ -159,8 +162,12 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     ctx = BuildContext(scenario=provided.scenario, vm_name=req.name, plugin=provided.distribution,
                        caps=req.caps, host=req.host, libvirt_version=req.libvirt_version, firmware=req.firmware,
                        vm_dir=vm_dir, notes=notes)
+    if req.pool is not None:
+        _only_remote_paths(req, settings)
     share_dir = None
-    if s("filesystem.share"):
+    if s("filesystem.share") and req.pool is not None:
+        share_dir = str(s("filesystem.source_dir"))  # a directory of the VM's host, checked there
+    elif s("filesystem.share"):
         share_dir = str(Path(s("filesystem.source_dir")).expanduser().absolute()) if s("filesystem.source_dir") \
             else str((vm_dir / "share").absolute())
     cdrom = None
@@ -175,7 +182,7 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
         seed = plan_seed(req.cloud_init, vm_dir, req.name, identity.uuid)
         notes.extend(Note("warning", w) for w in seed.warnings)
     plan = VmPlan(identity=identity, machine=machine, launch_security=fitted.launch_security, firmware=fitted,
-                  disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images),
+                  disks=disks.plan_disks(req.disks, settings, vm_dir, req.name, req.inspect_images, req.pool),
                   nets=nics.plan_nets(req.networks, settings, identity, ctx), cdrom=cdrom, share_dir=share_dir,
                   hostdevs=list(req.hostdevs), direct_boot=req.direct_boot, seed=seed,
                   os_uri=os_info.uri if os_info else None)
@@ -203,6 +210,25 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     reqs = _host_requirements(settings, domain, ctx, req)
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, plan, images, notes, vm_dir, reqs, validated)
+
+
+def _only_remote_paths(req: Request, settings: Settings) -> None:
+    """A VM whose host is reached through libvirt only cannot use files of this machine: each is one line."""
+    host = req.pool.host if req.pool is not None and req.pool.host else "the VM's host"
+    cannot = f"a file on this machine, which {host} cannot open"
+    if req.cdrom:
+        raise ConfigError(f"--cdrom {req.cdrom}: {cannot} (put the ISO in a storage pool there and attach it with "
+                          "'virsh attach-disk' after create)")
+    if req.cloud_init is not None:
+        raise ConfigError(f"--cloud-init: the seed ISO would be {cannot}")
+    if req.direct_boot is not None:
+        raise ConfigError(f"--boot kernel=: the kernel and initrd would be {cannot}")
+    if settings.value("filesystem.share"):
+        source = settings.value("filesystem.source_dir")
+        if not source or not str(source).startswith("/"):
+            raise ConfigError(f"filesystem.share: the shared directory must exist on {host}: create it there and "
+                              "give its absolute path with --set filesystem.source_dir=DIR (or "
+                              "--set filesystem.share=off)")
 
 
 def _validate(root: Any, xml: bytes, schema: Optional[str], catalog: Catalog, domain: Domain, settings: Settings,

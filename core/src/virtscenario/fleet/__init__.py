@@ -11,5 +11,7 @@ Modules, one job each (nothing heavy is imported at module level):
 - ``place``: accept or reject every host with reasons, score the accepted ones.
 - ``migrate``: can this VM move to that host, by libvirt's own rules.
 - ``pool``: disk volumes through a host's storage pool API (remote hosts never run qemu-img here).
+- ``remote``: ``create`` on a host reached through libvirt only: its volumes, its share directory, what
+  the store records, and ``delete`` there.
 - ``report``, ``commands``: text and JSON output, and the click commands (``register``).
 """

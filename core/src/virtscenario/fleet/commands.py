@@ -65,8 +65,8 @@ def hosts_group() -> None:
     \b
     Examples:
       virtscenario hosts list
-      virtscenario hosts check
-      virtscenario hosts place desktop --name web1
+      virtscenario hosts check --hosts hosts.yaml
+      virtscenario hosts place desktop --name web1 --memory 8GiB
     """
 
 
@@ -79,7 +79,7 @@ def hosts_list(hosts_file: Optional[str], as_json: bool) -> None:
     \b
     Examples:
       virtscenario hosts list
-      virtscenario hosts list --hosts ./hosts.yaml --json
+      virtscenario hosts list --hosts hosts.yaml --json
     """
     from .inventory import load_inventory
     inv = load_inventory(hosts_file)
@@ -103,8 +103,8 @@ def hosts_check(names: tuple[str, ...], hosts_file: Optional[str], as_json: bool
     \b
     Examples:
       virtscenario hosts check
-      virtscenario hosts check kvm1 kvm2 --timeout 5
-      virtscenario hosts check --hosts ./hosts.yaml --json
+      virtscenario hosts check epyc1 xeon2 --timeout 5
+      virtscenario hosts check --hosts hosts.yaml --json
     """
     from .check import check_hosts
     from .inventory import load_inventory
@@ -137,9 +137,9 @@ def hosts_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional
 
     \b
     Examples:
-      virtscenario hosts place desktop --name web1 --memory 4GiB
-      virtscenario hosts place securevm --name vault --set launch_security.type=sev-snp
-      virtscenario hosts place computation --name calc --vcpus 16 --json
+      virtscenario hosts place desktop --name web1 --memory 8GiB
+      virtscenario hosts place securevm --set launch_security.type=auto --json
+      virtscenario hosts place computation --name calc --vcpus 16 --hosts hosts.yaml
     """
     placement = run_place(scenario, name, memory, vcpus, sets, config_file, hosts_file, timeout)
     if as_json:
@@ -178,6 +178,42 @@ def run_place(scenario: str, name: str, memory: Optional[str], vcpus: Optional[s
     return place(needs, check_hosts(list(inv.hosts), timeout))
 
 
+def place_for_create(scenario: str, name: str, values: list[tuple[str, Any, str]], config_file: Optional[str],
+                     hosts_file: Optional[str], timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """``create --place``: the placement of the VM (``values`` as create resolves them: --memory, --vcpus,
+    --virt-type, --os, --set...). No accepted host: one error line with every host's first reason."""
+    from .check import check_hosts
+    from .inventory import load_inventory
+    from .needs import scenario_needs
+    from .place import place
+    needs = scenario_needs(scenario, name, values, config_file)
+    inv = load_inventory(hosts_file)
+    placement = place(needs, check_hosts(list(inv.hosts), timeout))
+    if placement.chosen is None:
+        raise VirtscenarioError(f"no host of {inv.path} can run {name} ({scenario}): {rejected_text(placement)} "
+                                f"('virtscenario hosts place {scenario} --hosts {inv.path}' lists every reason)")
+    return placement
+
+
+def rejected_text(placement: Any) -> str:
+    """Every rejected host with its first reason, on one line."""
+    parts = []
+    for d in placement.decisions:
+        if not d.accepted:
+            more = f" (+{len(d.reasons) - 1} more)" if len(d.reasons) > 1 else ""
+            parts.append(f"{d.host}: {d.reasons[0]}{more}")
+    return "; ".join(parts) or "none"
+
+
+def placed_note(placement: Any) -> str:
+    chosen = placement.chosen
+    accepted = sum(1 for d in placement.decisions if d.accepted)
+    rejected = [d for d in placement.decisions if not d.accepted]
+    text = (f"placed on {chosen.host} ({chosen.uri}), score {chosen.score:g}: the best of {accepted} accepted "
+            f"host(s) of {len(placement.decisions)}")
+    return text + (f"; rejected: {rejected_text(placement)}" if rejected else "")
+
+
 def migrate_check_command() -> click.Command:
     @click.command("migrate-check")
     @click.argument("name", shell_complete=_complete_vms)
@@ -198,8 +234,8 @@ def migrate_check_command() -> click.Command:
 
         \b
         Examples:
-          virtscenario migrate-check web1 --to kvm2
-          virtscenario migrate-check web1 --from kvm1 --to kvm2 --json
+          virtscenario migrate-check web1 --to xeon2
+          virtscenario migrate-check web1 --from epyc1 --to qemu+ssh://root@xeon2/system --json
         """
         report = run_migrate_check(name, to_host, from_host, output, config_file, hosts_file, timeout)
         if as_json:

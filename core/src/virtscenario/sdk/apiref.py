@@ -33,7 +33,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                                        "parse_cpulist", "format_cpulist", "housekeeping_split", "DomainCaps",
                                        "SevCaps", "HostCheck", "CheckResult", "CheckOutcome", "run_host_checks",
                                        "HostRequirement", "HostChange", "collect_host_plan", "HostDevices",
-                                       "read_host_devices", "pci_problems"),
+                                       "read_host_devices", "pci_problems", "resolve_host_uris"),
     "The VM store": ("store_root", "stored_vms", "read_vm", "StoredVm", "atomic_write"),
     "Commands (register_commands)": ("command_group", "host_root", "complete_scenarios", "format_table"),
     "Sizes": ("parse_size", "format_size"),

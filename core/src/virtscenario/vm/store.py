@@ -406,7 +406,9 @@ def vm_record(gen: Any, keys: Optional[dict[str, Optional[str]]] = None,
         "memory_bytes": gen.domain.memory,
         "disks": [{"path": d.path, "format": d.format, "size": d.size, "encrypted": d.encrypted,
                    "created": d.create, "key": keys.get(d.path) if d.encrypted else None,
-                   **({"backing": d.backing, "backing_format": d.backing_format} if d.backing else {})}
+                   **({"backing": d.backing, "backing_format": d.backing_format} if d.backing else {}),
+                   # a volume of a storage pool on the VM's host (fleet/remote.py): not a file of this machine
+                   **({"pool": d.pool, "volume": d.volume} if getattr(d, "pool", None) else {})}
                   for d in gen.disks],
         # --cloud-init: where the seed is and what the default user-data made (never a key or password)
         **({"cloud_init": {"seed": gen.plan.seed.path, "user": gen.plan.seed.user,
@@ -474,26 +476,42 @@ class _Keys:
         found.sort(key=lambda item: item[0] != recorded)
         return found
 
+    def adopt(self, key: bytes) -> None:
+        """A random key made for volumes another host's libvirt encrypted with it: kept as disk.secret, written
+        and synced before the generation that records those volumes, like a key the store makes."""
+        if self.stored is not None:
+            if self.stored != key:
+                raise StoreError(f"{self.directory / KEY_FILE} holds another key than the one the VM's new "
+                                 "volumes were made with; refusing to replace it")
+            return
+        self.stored = key
+        write_at(self.dir_fd, KEY_FILE, key, self.directory / KEY_FILE, PRIVATE_FILE)
+        self.created = True
+
     def discard_new(self) -> None:
         if self.created:
             unlink_at(self.dir_fd, KEY_FILE, self.directory / KEY_FILE)
 
 
 def write_vm(gen: Any, directory: Path, passphrase_file: Optional[str] = None, progress: Progress = None,
-             libvirt_uri: Optional[str] = None, passphrase: Optional[bytes] = None) -> Written:
+             libvirt_uri: Optional[str] = None, passphrase: Optional[bytes] = None,
+             adopt_key: Optional[bytes] = None) -> Written:
     """Write the VM of ``gen`` to ``directory`` (``<store>/<name>``): images, key, share, then the
     domain.xml/vm.yaml generation, switched atomically. The caller holds the VM's lock
-    (:class:`~virtscenario.vm.lock.VmLock`), except in single-process tools and tests."""
+    (:class:`~virtscenario.vm.lock.VmLock`), except in single-process tools and tests.
+
+    ``adopt_key``: a random key the caller encrypted volumes on another host with; kept as disk.secret.
+    """
     from .keys import read_passphrase_file as read_given
     given = passphrase if passphrase is not None else read_given(passphrase_file) if passphrase_file else None
     root_fd = open_root_for_writing(directory.parent)
     try:
         clean_root_leftovers(root_fd, directory)
         if lstat_at(root_fd, directory.name, directory) is None:
-            return _write_new(gen, directory, root_fd, given, progress, libvirt_uri)
+            return _write_new(gen, directory, root_fd, given, progress, libvirt_uri, adopt_key)
         vm_fd = open_dir(directory.name, root_fd, directory)
         try:
-            return _write_update(gen, directory, vm_fd, given, progress, libvirt_uri)
+            return _write_update(gen, directory, vm_fd, given, progress, libvirt_uri, adopt_key)
         finally:
             os.close(vm_fd)
     finally:
@@ -510,7 +528,7 @@ def clean_root_leftovers(root_fd: int, directory: Path) -> None:
 
 
 def _write_new(gen: Any, directory: Path, root_fd: int, given: Optional[bytes], progress: Progress,
-               libvirt_uri: Optional[str]) -> Written:
+               libvirt_uri: Optional[str], adopt_key: Optional[bytes] = None) -> Written:
     stage = f"{NEW_PREFIX}{directory.name}.{token()}"
     stage_path = directory.parent / stage
     out = Written()
@@ -518,6 +536,8 @@ def _write_new(gen: Any, directory: Path, root_fd: int, given: Optional[bytes], 
     stage_fd = make_dir(root_fd, stage, PRIVATE_DIR, stage_path)
     try:
         keys = _Keys(stage_fd, stage_path, given)
+        if adopt_key is not None:
+            keys.adopt(adopt_key)
         for image in gen.images:
             final = Path(image.path)
             if final.parent == directory:
@@ -551,7 +571,7 @@ def _write_new(gen: Any, directory: Path, root_fd: int, given: Optional[bytes], 
 
 
 def _write_update(gen: Any, directory: Path, vm_fd: int, given: Optional[bytes], progress: Progress,
-                  libvirt_uri: Optional[str]) -> Written:
+                  libvirt_uri: Optional[str], adopt_key: Optional[bytes] = None) -> Written:
     st = os.fstat(vm_fd)
     if st.st_uid not in (0, os.geteuid()):
         raise StoreError(f"VM directory {directory} belongs to uid {st.st_uid}, not to you or root: refusing to "
@@ -573,6 +593,8 @@ def _write_update(gen: Any, directory: Path, vm_fd: int, given: Optional[bytes],
     gen_name = f"gen-{new_gen}"
     switched = False
     try:
+        if adopt_key is not None:
+            keys.adopt(adopt_key)
         for image in gen.images:
             final = Path(image.path)
             if final.parent == directory:
@@ -865,7 +887,8 @@ def remove_vm(directory: Path, record: dict[str, Any], keep_images: bool) -> Rem
         out.removed.append(str(directory))
         for disk in record.get("disks") or []:
             path = Path(str(disk.get("path"))) if isinstance(disk, dict) else None
-            if path is None or not disk.get("created") or path.parent == directory:
+            # A pool volume's path is on the VM's host, not here: delete removes it through libvirt.
+            if path is None or not disk.get("created") or path.parent == directory or disk.get("pool"):
                 continue
             try:
                 if stat.S_ISREG(os.lstat(path).st_mode):

@@ -275,9 +275,10 @@ def check_disks(vm: VerifiedVm, dom: Any, probe: Optional[Probe]) -> list[GuestC
         source = disk.find("source")
         path = (source.get("file") or source.get("dev")) if source is not None else None
         size = vm.disk_sizes.get(path or "")
-        if size is None and path:
-            target = disk.find("target")
-            size = _capacity(dom, path, target.get("dev") if target is not None else None)
+        target = disk.find("target")
+        dev = target.get("dev") if target is not None else None
+        if size is None and (path or dev):  # a pool volume (type volume) has no path here: ask by target
+            size = _capacity(dom, path or "", dev)
         sizes.append(size)
     expected = f"{len(disks)}: " + ", ".join(gib(s) if s else "?" for s in sizes) if disks else "0"
     if probe is None:

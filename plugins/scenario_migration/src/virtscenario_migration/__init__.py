@@ -1,8 +1,9 @@
 """virtscenario-migration: a VM meant to live-migrate, written as a third-party plugin.
 
 Built only on :mod:`virtscenario.api`. Every choice removes something that ties
-a guest to one host (see README.md). With ``--set migration.hosts=URI,URI`` the
-CPU becomes the baseline libvirt computes across those hypervisors. The core's
+a guest to one host (see README.md). With ``--set migration.hosts=HOST,HOST`` (host
+inventory names or libvirt URIs) the CPU becomes the baseline libvirt computes across
+those hypervisors. The core's
 ``migratable-vm`` rule (enabled by ``vm.migratable``) explains any ``--set``
 that would break migration. Imports stay cheap: lxml and libvirt are only
 imported when a ``migration`` VM is generated with ``migration.hosts``.
@@ -17,7 +18,7 @@ from virtscenario.api import Choice, Scenario, SettingSpec, hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from virtscenario.api import BuildContext, Domain, Settings
 
-VIRTSCENARIO_API = (1, 0)
+VIRTSCENARIO_API = (1, 3)  # resolve_host_uris
 NAME = "migration"
 PLUGIN = "virtscenario-migration"
 
@@ -33,8 +34,9 @@ SCENARIO = Scenario(
     name=NAME,
     summary="A guest that live-migrates: portable CPU, cache=none disks on shared storage, nothing host-bound",
     version="0.1.0",
-    description="Give every hypervisor of the pool with --set migration.hosts=URI,URI to get a custom CPU "
-                "they can all run (libvirt's hypervisor CPU baseline) instead of host-model.",
+    description="Give every hypervisor of the pool with --set migration.hosts=HOST,HOST (host inventory names "
+                "or libvirt URIs) to get a custom CPU they can all run (libvirt's hypervisor CPU baseline) "
+                "instead of host-model.",
     settings=(
         Choice("vm.migratable", True, "the VM is meant to move: the migratable-vm rule refuses host devices, "
            "virtiofs, launch security, host-passthrough CPUs, pinning, hugepages and locked memory",
@@ -64,8 +66,9 @@ SCENARIO = Scenario(
 
 SETTINGS = (
     SettingSpec(HOSTS, "str", None,
-                "Comma-separated libvirt URIs of every host the VM may run on (e.g. qemu+ssh://h1/system,"
-                "qemu+ssh://h2/system): the CPU becomes their hypervisor CPU baseline",
+                "Comma-separated host inventory names or libvirt URIs of every host the VM may run on (e.g. "
+                "epyc1,epyc2 or qemu+ssh://h1/system,qemu+ssh://h2/system): the CPU becomes their hypervisor "
+                "CPU baseline",
                 rationale="unset: host-model, which libvirt carries over on migration",
                 reference="https://libvirt.org/manpages/virsh.html#hypervisor-cpu-baseline"),
 )
@@ -98,8 +101,9 @@ def customize_model(domain: Domain, settings: Settings, context: BuildContext) -
 def _apply_baseline(domain: Domain, hosts: str, context: BuildContext) -> None:
     from virtscenario.api import model
 
-    from .baseline import compute, parse_uris
-    uris = parse_uris(hosts)
+    from .baseline import compute, parse_hosts
+    pairs = parse_hosts(hosts)
+    uris = [uri for _item, uri in pairs]
     result = compute(uris, domain.type, domain.os.arch or "x86_64")
     cpu = domain.cpu
     cpu.mode = "custom"
@@ -111,7 +115,7 @@ def _apply_baseline(domain: Domain, hosts: str, context: BuildContext) -> None:
     user = [f for f in cpu.features if f.name not in {name for name, _p in result.features}]
     cpu.features = [model.CpuFeature(name, policy) for name, policy in result.features] + user
     context.note(f"migration: CPU {result.model} with {len(result.features)} feature(s): the migratable baseline "
-                 f"of {', '.join(uris)}", source=PLUGIN)
+                 f"of {', '.join(uri if item == uri else f'{item} ({uri})' for item, uri in pairs)}", source=PLUGIN)
     if result.machine and domain.os.machine != result.machine:
         domain.os.machine = result.machine
         context.note(f"migration: machine {result.machine}, the newest q35 every host offers (one versioned "

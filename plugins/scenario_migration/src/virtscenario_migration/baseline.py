@@ -35,16 +35,35 @@ class Baseline:
     xml: str
 
 
+def parse_hosts(text: str) -> list[tuple[str, str]]:
+    """``migration.hosts``: comma-separated host inventory names or libvirt URIs -> (as given, URI) pairs.
+
+    Names are resolved through the host inventory (``virtscenario hosts list``; docs/fleet.md),
+    read only when a name needs it.
+    """
+    from virtscenario.api import ConfigError, resolve_host_uris
+    items = [u.strip() for u in text.split(",") if u.strip()]
+    if not items:
+        raise VirtscenarioError("migration.hosts is empty: give comma-separated host inventory names or libvirt URIs")
+    for item in items:
+        if any(ord(c) < 33 for c in item):
+            raise VirtscenarioError(f"migration.hosts: {item!r} is neither a host name nor a libvirt URI")
+    try:
+        uris = resolve_host_uris(items)
+    except ConfigError as exc:
+        raise VirtscenarioError(f"migration.hosts: {exc}") from None
+    seen: dict[str, str] = {}
+    for item, uri in zip(items, uris):
+        if uri in seen:
+            same = f" ({uri})" if uri not in (item, seen[uri]) else ""
+            raise VirtscenarioError(f"migration.hosts names the same host twice: {seen[uri]} and {item}{same}")
+        seen[uri] = item
+    return list(zip(items, uris))
+
+
 def parse_uris(text: str) -> list[str]:
-    uris = [u.strip() for u in text.split(",") if u.strip()]
-    if not uris:
-        raise VirtscenarioError("migration.hosts is empty: give comma-separated libvirt URIs")
-    for uri in uris:
-        if "://" not in uri or any(ord(c) < 33 for c in uri):
-            raise VirtscenarioError(f"migration.hosts: {uri!r} is not a libvirt URI (e.g. qemu+ssh://host2/system)")
-    if len(set(uris)) != len(uris):
-        raise VirtscenarioError("migration.hosts names a URI twice")
-    return uris
+    """The libvirt URIs of ``migration.hosts`` (names resolved through the inventory)."""
+    return [uri for _item, uri in parse_hosts(text)]
 
 
 def host_model_cpu(domcaps_xml: str, uri: str) -> HostCpu:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import click
 
@@ -60,15 +60,22 @@ from ..common import complete_scenarios, complete_settings, host_root_of, print_
 @click.option("--create-network", is_flag=True,
               help="Create (NAT, free subnet) or start the libvirt networks --network names when missing or "
                    "inactive; created ones are recorded for 'delete'.")
+# -- many hosts (issue 14) --
+@click.option("--place", is_flag=True, help="Choose the host from the inventory as 'hosts place' does, then create "
+              "there as --connect would (exclusive with --connect).")
+@click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), help="Host inventory for --place (default: "
+              "$XDG_CONFIG_HOME/virtscenario/hosts.yaml, then /etc/virtscenario/hosts.yaml).")
+@click.option("--pool", metavar="NAME", help="Storage pool on the VM's host that new disks become volumes of "
+              "(default: default; used whenever that host is not this machine, and whenever --pool is given).")
 @click.pass_context
 def create_cmd(ctx: click.Context, **opts: Any) -> None:
     """Create a VM from SCENARIO: domain XML, images, settings record, host plan.
 
     \b
     Examples:
-      virtscenario create desktop --name work --print-xml
       virtscenario create computation --name calc --vcpus 8 --memory 16GiB --disk size=100,cache=none
       virtscenario create securevm --name vault --connect qemu:///system --start
+      virtscenario create desktop --name web1 --place --hosts hosts.yaml --set filesystem.share=off --start
     """
     run_create(ctx, opts)
 
@@ -100,9 +107,18 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         raise click.UsageError("--print-xml and --dry-run are exclusive")
     if sum(bool(o.get(k)) for k in ("explain", "quiet", "as_json")) > 1:
         raise click.UsageError("--explain, --quiet and --json are exclusive")
+    if o.get("place") and o.get("connect"):
+        raise click.UsageError("--place and --connect are exclusive (--place chooses the host, --connect names it)")
+    if o.get("hosts_file") and not o.get("place"):
+        raise click.UsageError("--hosts is only used with --place")
     from ...domain.bootargs import parse_boot
     o["boot_arg"] = parse_boot(o["boot"]) if o.get("boot") else None
     cli_values = flag_values(o)
+    placement = None
+    if o.get("place"):  # many hosts (issue 14): from here on, as if --connect named the chosen host
+        from ...fleet.commands import place_for_create
+        placement = place_for_create(o["scenario"], name, cli_values, o["config_file"], o["hosts_file"])
+        o["connect"] = placement.chosen.uri
     config = load_config(o["config_file"])
     disks, networks = device_specs(o["disks"], o["networks"])
     hostdevs, hostdev_notes = _host_devices(ctx, o)
@@ -119,6 +135,12 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
                                 "its uuid, MACs and images are kept)")
 
     hv = None
+    remote = False  # the VM's host is reached through libvirt only (--pool, or another machine's URI)
+    if o.get("pool") is not None or o["connect"]:
+        from ...fleet.remote import is_remote
+        remote = is_remote(o["connect"], o.get("pool"))
+    if remote and not o["connect"]:
+        o["connect"] = DEFAULT_URI
     uri = o["connect"]
     if uri:
         from ...vm.libvirt import connect
@@ -131,14 +153,26 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     from ...host.firmware import firmware_for
     firmware, firmware_unknown = firmware_for(uri, host_root)
 
+    pool = None
+    if remote:
+        assert hv is not None  # remote: uri is set and connected
+        from ...fleet.remote import DEFAULT_POOL, needs_pool, pool_target
+        pool = pool_target(hv.conn, o.get("pool") or DEFAULT_POOL, placement.chosen.host if placement else uri,
+                           needs_pool(disks))
     catalog = Catalog()
     req = Request(scenario=o["scenario"], name=name, cli_settings=cli_values, config=config, disks=disks,
                   networks=networks, cdrom=o["cdrom"], store_root=root, caps=hv.caps if hv else None, host=host,
                   libvirt_version=hv.version if hv else local_libvirt_version(), firmware=firmware,
                   firmware_unknown=firmware_unknown, identity=existing or Identity.new(), hostdevs=hostdevs,
                   direct_boot=o["boot_arg"].direct if o["boot_arg"] else None, cloud_init=o.get("cloud_init"),
-                  host_root=host_root)
+                  host_root=host_root, pool=pool)
     gen = generate(req, catalog)
+    if writes:
+        from ...fleet.remote import HOST_KEY
+        gen.record_extra[HOST_KEY] = placement.chosen.host if placement else None
+    if placement:
+        from ...fleet.commands import placed_note
+        gen.notes.insert(0, _note(placed_note(placement)))
     gen.notes.extend(hostdev_notes)
     if hv and hv.caps is None:
         gen.notes.append(_note("this driver reports no domain capabilities: generated as offline"))
@@ -165,7 +199,11 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
             size = f"{image.size} bytes" if image.size else "the base's size"
             base = f", overlay on {image.backing} ({image.backing_format}, never written)" if image.backing else ""
             click.echo(f"{verb} {image.path}: {image.format}{enc}, {size}{base}{extra}")
-        if gen.share_dir:
+        if remote:
+            from ...fleet.remote import dry_run_lines
+            for line in dry_run_lines(gen, uri):
+                click.echo(line)
+        elif gen.share_dir:
             click.echo(f"Would create shared directory {gen.share_dir}")
         if gen.plan.seed:
             click.echo(f"Would write cloud-init seed {gen.plan.seed.path}: "
@@ -184,7 +222,12 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     from ...vm.store import open_root_for_writing, write_vm
     defining = o["define"] or o["start"]
     encrypted = any(d.encrypted for d in gen.disks)
-    recorded_uri = (uri or DEFAULT_URI) if defining else uri if (hv is not None and encrypted) else None
+    recorded_uri = (uri or DEFAULT_URI) if defining or remote else uri if (hv is not None and encrypted) else None
+    if remote and gen.share_dir:
+        assert hv is not None
+        from ...fleet.remote import check_share_dir
+        how = check_share_dir(hv.conn, gen.share_dir, name)
+        gen.notes.append(_note(f"virtiofs share {gen.share_dir} is a directory on {uri} (seen by {how})"))
     from ..progress import Progress
     progress = Progress(enabled=False if o.get("quiet") or o.get("as_json") else None)
     defined_on = None
@@ -203,11 +246,19 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
             if (now.uuid if now else None) != (existing.uuid if existing else None):
                 raise VirtscenarioError(f"VM {name!r} was changed by another process while this run prepared "
                                         "it: run the command again")
-            with _networks_kept(gen, hv, nets, directory):
-                written = write_vm(gen, directory, progress=progress.step, libvirt_uri=recorded_uri,
-                                   passphrase=passphrase)
+            with _networks_kept(gen, hv, nets, directory), _volumes(remote, hv, gen, directory, o, passphrase,
+                                                                   progress) as made:
+                from ...fleet.remote import store_view
+                written = write_vm(store_view(gen) if remote else gen, directory, progress=progress.step,
+                                   libvirt_uri=recorded_uri, passphrase=passphrase,
+                                   adopt_key=made.key_to_keep if made else None)
             gen.notes.extend(_note(n) for n in written.notes)
-            if defining:
+            if defining and remote:
+                from ...fleet.remote import define
+                progress.step(f"{'Defining and starting' if o['start'] else 'Defining'} {name} on {uri}")
+                define(hv.conn, gen, o["start"])
+                defined_on = hv.conn.getURI()
+            elif defining:
                 from ...vm.libvirt import connect, define_and_start
                 if hv is None:
                     hv = connect(DEFAULT_URI)
@@ -215,7 +266,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
                               f"{hv.conn.getURI()}")
                 define_and_start(hv.conn, gen, directory, o["start"], keys=written.keys)
                 defined_on = hv.conn.getURI()
-            elif hv is not None and encrypted:
+            elif hv is not None and encrypted and not remote:  # remote: defined with the volumes
                 # Connected but not defining: still give libvirt the disk secrets, so a later
                 # 'virsh define domain.xml' finds them.
                 from ...vm.libvirt import define_secrets
@@ -223,6 +274,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     finally:
         os.close(root_fd)
     lines = _written(gen, directory, written.created, secrets, hv.conn.getURI() if hv else None)
+    lines += made.lines() if made else []
     if o.get("quiet"):
         return
     if o.get("as_json"):
@@ -251,6 +303,18 @@ def _load_identity(directory: Path) -> Any:
         return None
     from ...vm.store import load_identity
     return load_identity(directory)
+
+
+def _volumes(remote: bool, hv: Any, gen: Any, directory: Path, o: dict[str, Any], passphrase: Optional[bytes],
+             progress: Any) -> Any:
+    """Around write_vm, for a VM on another host: its volumes made there first (removed again if writing fails)."""
+    if not remote:
+        return contextlib.nullcontext(None)
+    from ...fleet.remote import same_host, volumes_made
+    from ...vm.store import load_record
+    old = load_record(directory)
+    same_host(old, o["connect"], o["name"])
+    return volumes_made(hv.conn, gen, directory, o["force"], passphrase, old, progress.step)
 
 
 def _written(gen: Any, directory: Path, created: list[str], secrets: list[str], uri: Any) -> list[str]:

@@ -156,6 +156,8 @@ class DiskPlan(FrozenRecord):
     block: bool = False
     backing: Optional[str] = None  # overlay: the base image, never written
     backing_format: Optional[str] = None
+    pool: Optional[str] = None  # a volume of this libvirt storage pool on the VM's host (create --place/--pool)
+    volume: Optional[str] = None  # its name in that pool
 
     @property
     def create(self) -> bool:
@@ -177,9 +179,20 @@ class ImagePlan(FrozenRecord):
     backing_format: Optional[str] = None
 
 
+@frozen_record
+class PoolTarget(FrozenRecord):
+    """New disks become volumes of this libvirt storage pool on the VM's host instead of images in the
+    store (``create --place`` / ``--pool``): the host's libvirt makes them, never a local qemu-img."""
+
+    name: str
+    path: str  # the pool's <target><path> on that host: a volume's path is <path>/<volume>
+    host: str = ""  # how to name the host in messages (inventory name or URI)
+
+
 def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path, vm_name: str,
-               inspect_images: bool) -> list[DiskPlan]:
-    """Every disk of the VM, from ``--disk`` options (None: one new disk from the settings)."""
+               inspect_images: bool, pool: Optional[PoolTarget] = None) -> list[DiskPlan]:
+    """Every disk of the VM, from ``--disk`` options (None: one new disk from the settings); with ``pool``
+    new disks are volumes of that pool on the VM's host."""
     import stat
     from pathlib import Path
 
@@ -194,6 +207,10 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
             return settings.device_value("disks", i, name, f"disk.{name}")
         bus, cache, io = value("bus"), value("cache"), value("io")
         discard, zeroes = value("discard"), value("detect_zeroes")
+        if pool is not None and (spec.overlay or spec.path is not None):
+            raise ConfigError(f"--disk path={spec.path}{',overlay=on' if spec.overlay else ''}: a file on this "
+                              f"machine, which {pool.host or 'the VM host'} cannot open; there new disks are "
+                              f"volumes of pool {pool.name!r} (--disk size=GiB)")
         if spec.overlay:
             plans.append(_overlay_plan(spec, i, value, image_dir, vm_name, inspect_images))
         elif spec.path is not None:
@@ -216,8 +233,13 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
         else:
             fmt = str(value("format"))
             suffix = "" if i == 0 else f"-{i}"
-            path = image_dir / f"{vm_name}{suffix}.{fmt}"
             encrypted = bool(s("disk.encryption")) and fmt == "qcow2"
+            if pool is not None:
+                volume = f"{vm_name}{suffix}.{fmt}"
+                plans.append(DiskPlan(f"{pool.path.rstrip('/')}/{volume}", fmt, int(value("size")), str(bus),  # type: ignore[call-overload]
+                                      cache, io, discard, zeroes, encrypted, pool=pool.name, volume=volume))  # type: ignore[arg-type]
+                continue
+            path = image_dir / f"{vm_name}{suffix}.{fmt}"
             plans.append(DiskPlan(str(path), fmt, int(value("size")), str(bus), cache, io, discard,  # type: ignore[arg-type,call-overload]
                                   zeroes, encrypted))
     return plans
@@ -275,6 +297,9 @@ def plan_images(disks: list[DiskPlan], settings: Settings, ctx: BuildContext) ->
         if disk.backing is not None:
             out.append(_overlay_image(disk, settings, ctx))
             continue
+        if disk.pool is not None:
+            _pool_volume(disk, settings, ctx)  # made by the host's storage pool, not by the store
+            continue
         opts: list[str] = []
         if disk.format == "qcow2":
             check_qcow2_size(disk.path, disk.size or 0, s("disk.cluster_size"))
@@ -321,6 +346,34 @@ def check_qcow2_size(path: str, size: int, cluster_size: Optional[int]) -> None:
                           "up to 2 MiB)")
 
 
+def _pool_volume(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> None:
+    """What a storage pool volume can be made with: libvirt's volume XML has a format, capacity, allocation,
+    qcow2 compat, cluster size, lazy refcounts and LUKS encryption (formatstorage.html), a create flag for
+    qcow2 metadata preallocation, and nothing else (virtscenario.fleet.pool.volume_xml)."""
+    from ...errors import ConfigError
+    from . import unused
+    s = settings.value
+    where = f"{disk.volume} is a volume of pool {disk.pool}"
+    prealloc = s("disk.preallocation")
+    if disk.format == "qcow2":
+        check_qcow2_size(disk.path, disk.size or 0, s("disk.cluster_size"))
+        if prealloc not in ("off", "metadata"):
+            raise ConfigError(f"disk.preallocation={prealloc}: {where}, and libvirt's storage pool API preallocates "
+                              "a qcow2 volume with metadata only (off or metadata)")
+        unused(ctx, settings, "disk.compression", f"{where}: libvirt's volume XML has no compression type "
+               "(qemu-img's zlib default)")
+        if disk.encrypted:
+            unused(ctx, settings, "disk.luks_iter_time", f"{where}: libvirt's volume XML has no LUKS iteration "
+                   "time (qemu-img's 2000 ms default)")
+    else:
+        if prealloc == "metadata":
+            ctx.note("disk.preallocation=metadata: raw images have no metadata; using falloc")
+        for key in ("disk.cluster_size", "disk.compression", "disk.lazy_refcounts", "disk.encryption",
+                    "disk.luks_iter_time"):
+            unused(ctx, settings, key, f"{disk.path} is a raw image (qcow2 only)")
+    unused(ctx, settings, "disk.directory", f"{where} (the pool decides where it lives)")
+
+
 def _overlay_image(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> ImagePlan:
     """An overlay takes the qcow2 options but no preallocation (qemu-img refuses it with a backing file
     unless extended L2) and no encryption (its base is not encrypted either)."""
@@ -355,8 +408,8 @@ class Disk(Record):
     """
 
     target: str
-    source: str = ""
-    type: str = "file"  # file|block
+    source: str = ""  # a file or device path (type volume: the volume's path on its host)
+    type: str = "file"  # file|block|volume
     device: str = "disk"  # disk|cdrom
     format: str = "qcow2"
     bus: str = "virtio"
@@ -371,6 +424,8 @@ class Disk(Record):
     boot_order: Optional[int] = None
     encryption: Optional[Encryption] = None
     serial: Optional[str] = None
+    pool: Optional[str] = None  # type volume: the storage pool on the VM's host
+    volume: Optional[str] = None  # type volume: the volume's name in that pool
 
 
 def target_name(bus: str, index: int) -> str:
@@ -399,10 +454,16 @@ def build(dom: Domain, settings: Settings, ctx: BuildContext, plan: VmPlan) -> N
             # QEMU refuses detect-zeroes=unmap unless discard=unmap.
             ctx.note(f"disk.detect_zeroes=unmap needs disk.discard=unmap for {disk_plan.path}: using 'on'")
             zeroes = "on"
+        # A pool volume is named by pool and volume (formatdomain.html#hard-drives-floppy-disks-cdroms,
+        # type 'volume'): libvirt resolves it on the VM's host when the domain starts, for any pool type,
+        # and a migration with --copy-storage-all pre-creates it in the target's pool of the same name
+        # (qemuMigrationDstPrecreateDisk) instead of needing the same directory there.
+        kind = "volume" if disk_plan.pool else "block" if disk_plan.block else "file"
         disk = Disk(target=target_name(disk_plan.bus, idx), source=disk_plan.path,
-                    type="block" if disk_plan.block else "file", format=disk_plan.format, bus=disk_plan.bus,
+                    type=kind, format=disk_plan.format, bus=disk_plan.bus,
                     cache=disk_plan.cache, io=disk_plan.io, discard=disk_plan.discard, detect_zeroes=zeroes,
-                    iommu=iommu if disk_plan.bus == "virtio" else None)
+                    iommu=iommu if disk_plan.bus == "virtio" else None, pool=disk_plan.pool,
+                    volume=disk_plan.volume)
         if disk_plan.bus == "virtio" and dom.iothreads:
             # Spread virtio disks over the declared iothreads (1-based ids), so none sits unused.
             disk.iothread = virtio_index % dom.iothreads + 1
@@ -425,8 +486,11 @@ def render(devices: Element, dom: Domain) -> None:
         el = sub(devices, "disk", type_=disk.type, device=disk.device)
         sub(el, "driver", name="qemu", type_=disk.format, cache=disk.cache, io=disk.io, discard=disk.discard,
             detect_zeroes=disk.detect_zeroes, iothread=num(disk.iothread), iommu=on(disk.iommu))
-        if disk.source:
+        if disk.type == "volume":
+            src = sub(el, "source", pool=disk.pool, volume=disk.volume)
+        elif disk.source:
             src = sub(el, "source", **({"file": disk.source} if disk.type == "file" else {"dev": disk.source}))
+        if disk.type == "volume" or disk.source:
             if disk.encryption:
                 enc = sub(src, "encryption", format=disk.encryption.format)
                 sub(enc, "secret", type_="passphrase", uuid=disk.encryption.secret_uuid)
