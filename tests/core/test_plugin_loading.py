@@ -148,11 +148,11 @@ def test_list_plugins_flag_table(site):
     assert any(line.startswith("raises ") and "disabled" in line for line in result.stdout.splitlines())
 
 
-def test_version_does_not_import_plugins_or_lxml(site):
+def test_version_does_not_import_plugins_lxml_or_pluggy(site):
     code = ("import sys; from virtscenario.cli.app import main\n"
             "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules\n"
-            "             if m.startswith(('vs_', 'lxml', 'libvirt', 'yaml', 'prompt_toolkit'))))")
+            "             if m.startswith(('vs_', 'lxml', 'libvirt', 'yaml', 'prompt_toolkit', 'pluggy'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(site)}, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
