@@ -30,13 +30,23 @@ def terminal_width(default: int = DEFAULT_WIDTH) -> int:
         return default
 
 
-def fit_widths(natural: list[int], headers: Sequence[str], width: int) -> list[int]:
-    """Column widths whose sum (with separators) fits ``width``: the widest columns give way first."""
+#: A column keeps room for its longest word up to this width, so names are not cut mid-word.
+WORD_FLOOR = 30
+
+
+def fit_widths(natural: list[int], headers: Sequence[str], width: int,
+               longest_words: Optional[Sequence[int]] = None) -> list[int]:
+    """Column widths whose sum (with separators) fits ``width``: the widest columns give way first,
+    each down to its floor (its header, its longest word up to :data:`WORD_FLOOR`, at least 8)."""
     avail = width - len(SEPARATOR) * (len(natural) - 1)
     widths = list(natural)
     if sum(widths) <= avail:
         return widths
-    floors = [min(w, max(len(h), 8)) for w, h in zip(natural, headers)]
+    words = longest_words or [0] * len(natural)
+    floors = [min(w, max(len(h), 8, min(word, WORD_FLOOR))) for w, h, word in zip(natural, headers, words)]
+    if sum(floors) > avail:  # the words do not fit side by side: only the first column (the name) keeps its
+        headed = [min(w, max(len(h), 8)) for w, h in zip(natural, headers)]
+        floors = floors[:1] + headed[1:] if floors[0] + sum(headed[1:]) <= avail else headed
     excess = sum(widths) - avail
     while excess > 0:
         # Shrink the column with the most room above its floor; once all are at their floors,
@@ -58,22 +68,58 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: Optional
           wrap_last: bool = True) -> str:
     """A plain-text table no wider than ``width`` (default: the terminal's): cells wrap in their column.
 
-    ``wrap_last`` is kept for callers of API 1.x; every column wraps when the table must shrink.
+    When the last column (free text: a reason, a result) would be squeezed below
+    :data:`STACK_BELOW` characters, each row is printed as its other columns on one line and
+    that text wrapped under them, across the whole width. ``wrap_last`` is kept for callers
+    of API 1.x.
     """
     del wrap_last
     if not rows:
         return SEPARATOR.join(headers)
     width = width or terminal_width()
-    natural = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    widths = fit_widths(natural, headers, width)
-    lines = [SEPARATOR.join(h[:w].ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             SEPARATOR.join("-" * w for w in widths)]
+    widths = _widths(headers, rows, width)
+    last = _natural(headers, rows)[-1]
+    if len(headers) >= 3 and last >= FREE_TEXT and widths[-1] < STACK_BELOW:
+        widths = _widths(headers[:-1], [r[:-1] for r in rows], width)
+        lines = [_line(headers[:-1], widths), f"{STACK_INDENT}{headers[-1]}", _rule(widths)]
+        for row in rows:
+            lines += _row(row[:-1], widths)
+            lines += [f"{STACK_INDENT}{t}" for t in wrap_cell(str(row[-1]), width - len(STACK_INDENT))]
+        return "\n".join(lines)
+    lines = [_line(headers, widths), _rule(widths)]
     for row in rows:
-        cells = [wrap_cell(str(c), w) for c, w in zip(row, widths)]
-        for k in range(max(len(c) for c in cells)):
-            lines.append(SEPARATOR.join((c[k] if k < len(c) else "").ljust(w)
-                                        for c, w in zip(cells, widths)).rstrip())
+        lines += _row(row, widths)
     return "\n".join(lines)
+
+
+#: A last column this wide (a reason, a result) is free text: rather than squeezing it below
+#: STACK_BELOW characters, the table prints it under each row.
+FREE_TEXT = 40
+STACK_BELOW = 20
+STACK_INDENT = "    "
+
+
+def _natural(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    words = [max((len(w) for r in rows for w in str(r[i]).split()), default=0) for i in range(len(headers))]
+    return fit_widths(_natural(headers, rows), headers, width, words)
+
+
+def _line(headers: Sequence[str], widths: Sequence[int]) -> str:
+    return SEPARATOR.join(h[:w].ljust(w) for h, w in zip(headers, widths)).rstrip()
+
+
+def _rule(widths: Sequence[int]) -> str:
+    return SEPARATOR.join("-" * w for w in widths)
+
+
+def _row(row: Sequence[str], widths: Sequence[int]) -> list[str]:
+    cells = [wrap_cell(str(c), w) for c, w in zip(row, widths)]
+    return [SEPARATOR.join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths)).rstrip()
+            for k in range(max(len(c) for c in cells))]
 
 
 def wrapped(text: str, width: int, indent: str = "") -> list[str]:

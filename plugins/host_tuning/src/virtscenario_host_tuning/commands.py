@@ -145,8 +145,13 @@ def _change_json(change: Any) -> dict[str, Any]:
 
 
 def _print_plan(plan: Any, others: list[tuple[str, Any]], inputs: Any, host: Any) -> None:
+    import shutil
+    import textwrap
+
     from virtscenario.api import format_table as table
-    click.echo(f"Host plan for {_title(inputs)} on {_where(host)}:")
+    width = shutil.get_terminal_size((80, 24)).columns  # COLUMNS, else the terminal, else 80
+    click.echo("\n".join(textwrap.wrap(f"Host plan for {_title(inputs)} on {_where(host)}:", width,
+                                        subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)))
     rows = [[a.change.knob, a.change.current or "-", a.change.target or "-", _action_word(a.change),
              a.change.source, a.change.reason] for a in plan.actions]
     rows += [[c.knob, c.current or "-", c.target or "-", f"plugin {p}, not applied", c.source, c.reason]

@@ -90,10 +90,13 @@ def scenarios_show(name: str, as_json: bool, fmt: str, show_all: bool, config_fi
         if footer:
             click.echo(f"\n{footer}.")
         return
-    click.echo(f"{sc.name} {sc.version} ({provided.distribution}): {sc.summary}\n")
-    click.echo(table(["KEY", "VALUE", "SOURCE", "WHY"], [[r[0], r[1], r[2], f"{r[3]} [{r[4]}]"] for r in rows]))
+    from ..output import terminal_width, wrapped
+    width = terminal_width()
+    click.echo("\n".join(wrapped(f"{sc.name} {sc.version} ({provided.distribution}): {sc.summary}", width)) + "\n")
+    click.echo(table(["KEY", "VALUE", "SOURCE", "WHY"], [[r[0], r[1], r[2], f"{r[3]} [{r[4]}]"] for r in rows],
+                     width))
     if footer:
-        click.echo(f"\n{footer}.")
+        click.echo("\n" + "\n".join(wrapped(f"{footer}.", width)))
 
 
 @scenarios_group.command("compare")
