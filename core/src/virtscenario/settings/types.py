@@ -9,7 +9,7 @@ is the same fact worded for people and is never parsed.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Literal, Mapping, Optional
+from typing import Any, ItemsView, Iterator, KeysView, Literal, Mapping, Optional, ValuesView
 
 from ..records import FrozenRecord, frozen_record
 
@@ -151,6 +151,27 @@ class Settings(Mapping[str, ResolvedSetting]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    # The dict's own views and lookups: Mapping's generic ones go through __getitem__ per
+    # key, and every VM build walks the ~110 settings several times.
+    def items(self) -> ItemsView[str, ResolvedSetting]:
+        """``(key, ResolvedSetting)`` pairs, declared keys first, then per-device overrides."""
+        return self._items.items()
+
+    def values(self) -> ValuesView[ResolvedSetting]:
+        """Every ``ResolvedSetting``, in the order of :meth:`items`."""
+        return self._items.values()
+
+    def keys(self) -> KeysView[str]:
+        """Every key, in the order of :meth:`items`."""
+        return self._items.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The ``ResolvedSetting`` of ``key``, or ``default`` (use :meth:`value` for the value itself)."""
+        return self._items.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
 
     def value(self, key: str, default: Any = None) -> Any:
         """The resolved value of ``key`` (sizes in bytes, ``None`` when unset), or ``default`` for an unknown key."""
