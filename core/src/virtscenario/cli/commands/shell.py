@@ -35,7 +35,10 @@ def shell_cmd(ctx: click.Context) -> None:
       virtscenario shell < commands.txt
       printf 'use desktop\\nname demo\\nvcpu 4\\nxml\\n' | virtscenario shell > demo.xml
     """
+    import gc
+
     from ..shell.repl import main
+    gc.enable()  # main() turns the collector off for one-shot runs; a session lives long
     code = main(ctx)
     if code:
         ctx.exit(code)
