@@ -16,6 +16,14 @@ REASON = ("qemu-guest-agent: clean shutdown, filesystem freeze for consistent sn
           "'virsh domifaddr' [https://libvirt.org/formatdomain.html#channel]")
 
 
+@pytest.mark.parametrize("width", [40, 80, 250])
+def test_an_all_empty_column_is_allowed(width: int) -> None:
+    # The shell's "*" mark column is empty on every row until something is set.
+    lines = table(["", "KEY", "WHY"], [["", "disk.cache", REASON], ["", "vm.vcpus", "two"]], width=width).splitlines()
+    assert any(line.split()[:1] == ["disk.cache"] for line in lines)
+    assert max(len(line) for line in lines) <= width
+
+
 def test_a_squeezed_free_text_column_goes_under_its_row() -> None:
     rows = [["channel.guest_agent", "on", "scenario desktop (virtscenario-desktop 0.1.0)", REASON],
             ["clock.hpet", "off", "default", "no HPET: Windows and Linux use better clocks"]]

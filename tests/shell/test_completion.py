@@ -102,6 +102,7 @@ def test_vm_names_come_from_the_store(state: GuidedState, tmp_path: Path) -> Non
     (store / "not-a-vm").mkdir()
     state.options["--output"] = str(store)
     assert offered(state, "name ") == ["alpha", "beta"]
+    assert offered(state, "show b") == ["beta"]  # show NAME, next to setting keys
     assert offered(state, f"migrate-check --output {store} b") == ["beta"]
 
 

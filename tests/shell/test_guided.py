@@ -81,7 +81,33 @@ def test_show_marks_what_this_shell_set(shell: Shell, capsys: pytest.CaptureFixt
     assert not rows["disk.format"].startswith("*") and "scenario securevm" in rows["disk.format"]
     assert "vm.vcpus" not in out  # the prefix keeps only disk.*
     assert out.startswith("securevm 1.0 (virtscenario-securevm") and "VM securevm (the scenario's name" in out
-    assert fails(shell, "show nosuch") == "show nosuch: no setting key starts with that (see 'settings')"
+    assert fails(shell, "show nosuch") == ("show nosuch: no setting key starts with that (see 'settings'), "
+                                           "and no VM of that name is in the store ('list')")
+
+
+def test_show_with_nothing_set_prints_the_table(shell: Shell, capsys: pytest.CaptureFixture[str]) -> None:
+    # The mark column is empty on every row then: it once made the table wrap at width 0.
+    ok(shell, "use desktop")
+    capsys.readouterr()
+    ok(shell, "show")
+    out = capsys.readouterr().out
+    assert "KEY" in out and any(line.split()[:2] == ["disk.cache", "none"] for line in out.splitlines())
+    ok(shell, "show vm.vcpus")
+    assert "vm.vcpus" in capsys.readouterr().out
+
+
+def test_show_name_is_the_cli_command_for_a_stored_vm(shell: Shell, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    ok(shell, f"create desktop --name kept --output {store}")
+    capsys.readouterr()
+    ok(shell, f"show kept --output {store} --json")
+    assert '"name": "kept"' in capsys.readouterr().out
+    ok(shell, f"output {store}")
+    capsys.readouterr()
+    ok(shell, "show kept")  # no option: a VM name that is no setting prefix
+    assert "kept" in capsys.readouterr().out
+    assert "show nosuch" in fails(shell, "show nosuch")
 
 
 def test_upstream_words_without_equivalent_say_what_to_do(shell: Shell) -> None:

@@ -131,6 +131,8 @@ def wrapped(text: str, width: int, indent: str = "") -> list[str]:
 
 def wrap_cell(text: str, width: int) -> list[str]:
     """Wrap at spaces; a word longer than the column (a URL) starts its own line and is cut there."""
+    if width < 1:  # a column whose header and cells are all empty (the shell's mark column)
+        return [text]
     out: list[str] = []
     for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]:
         out += [line[i:i + width] for i in range(0, len(line), width)] if len(line) > width else [line]

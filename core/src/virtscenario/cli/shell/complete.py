@@ -180,7 +180,7 @@ class Completer:
         return [Candidate(n) for n in names if n.startswith(incomplete)]
 
     def _show(self, args: list[str], incomplete: str) -> list[Candidate]:
-        return self._keys(incomplete)
+        return self._keys(incomplete) + (self._name([], incomplete) if not args else [])
 
     def _help(self, args: list[str], incomplete: str) -> list[Candidate]:
         return self._first_words(incomplete) if not args else []

@@ -78,7 +78,8 @@ SHELL_COMMANDS: dict[str, tuple[str, str]] = {
     "use": ("use SCENARIO", "choose the scenario (values set so far are kept)"),
     "set": ("set KEY VALUE", "set a setting, as create's --set KEY=VALUE ('settings' lists the keys)"),
     "unset": ("unset KEY|VERB|name|all", "forget a value set here: the scenario or the default decides again"),
-    "show": ("show [PREFIX...]", "the resolved settings with their source and reason; * marks yours"),
+    "show": ("show [PREFIX...]", "the resolved settings with their source and reason; * marks yours "
+                                 "('show NAME' shows a VM of the store, as on the command line)"),
     "xml": ("xml [CREATE OPTIONS]", "the domain XML (create --print-xml); writes nothing"),
     "create": ("create [--define] [--start] [CREATE OPTIONS]", "create the VM from what is set here"),
     "name": ("name NAME", "VM name (default: the scenario's name)"),
@@ -220,6 +221,12 @@ def current_value(state: GuidedState, verb: Verb) -> str:
     return f"{verb.name} is not set"
 
 
+def is_setting_prefix(registry: SettingRegistry, word: str) -> bool:
+    """Whether ``show WORD`` names settings (a key, or a prefix such as ``disk`` or ``disk.``)."""
+    stem = word.rstrip(".") + "."
+    return any(spec.key == word or spec.key.startswith(stem) for spec in registry)
+
+
 def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
     """``show [PREFIX...]``: the resolved settings as ``scenarios show`` has them, this shell's marked."""
     from ...settings.cliargs import parse_sets
@@ -243,7 +250,8 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
         mark = "*" if settings[row[0]].layer == "flag" else ""
         rows.append([mark, row[0], row[1], row[2], f"{row[3]} [{row[4]}]"])
     if prefixes and not rows:
-        raise UsageError(f"show {' '.join(prefixes)}: no setting key starts with that (see 'settings')")
+        raise UsageError(f"show {' '.join(prefixes)}: no setting key starts with that (see 'settings'), "
+                         "and no VM of that name is in the store ('list')")
     lines += ["", table(["", "KEY", "VALUE", "SOURCE", "WHY"], rows),
               "", "* set in this shell ('unset KEY' goes back to the scenario's value)"]
     if not prefixes and hidden:

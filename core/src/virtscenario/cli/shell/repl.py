@@ -132,9 +132,26 @@ class Shell:
         return Outcome(0)
 
     def _show(self, args: list[str]) -> Outcome:
-        from .guided import show_text
+        from .guided import is_setting_prefix, show_text
+        # `show PREFIX...` is the guided flow's; `show NAME [--json] [--connect URI]` is the CLI's
+        # command for a VM in the store: options or a VM name that is no setting prefix pick it.
+        setting = bool(args) and is_setting_prefix(self.catalog().registry, args[0])
+        if args and not setting and not any(a.startswith("-") for a in args) and args[0] not in self._vm_names():
+            raise UsageError(f"show {' '.join(args)}: no setting key starts with that (see 'settings'), "
+                             "and no VM of that name is in the store ('list')")
+        if args and not setting:
+            given = {a.split("=", 1)[0] for a in args}
+            carried = [w for option in ("--output", "--config", "--connect")
+                       if option in self.state.options and option not in given
+                       for w in (option, self.state.options[option])]
+            return self.cli(["show", *args, *carried])
         click.echo(show_text(self.state, self.catalog(), args))
         return Outcome(0)
+
+    def _vm_names(self) -> list[str]:
+        from ...vm.store import list_vm_names
+        from ..common import vm_store_of
+        return list_vm_names(vm_store_of(self.state.options.get("--output"), self.state.options.get("--config")))
 
     def _xml(self, args: list[str]) -> Outcome:
         return self.cli(["create", *self.state.create_args(), "--print-xml", *args])
