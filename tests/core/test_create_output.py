@@ -55,3 +55,22 @@ def test_quiet_prints_nothing_but_errors(tmp_path):
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
     again = create(tmp_path, "computation", "--quiet")  # exists without --force: the error still shows
     assert again.returncode == 1 and again.stderr.startswith("Error: VM 'o-computation' already exists")
+
+
+def test_next_command_of_an_encrypted_vm_repeats_what_the_user_gave(tmp_path):
+    # The next step defines the LUKS secrets and starts the VM: the same create again with
+    # --force --start. It once dropped --output and the user's values (a different VM).
+    import shlex
+
+    result = create(tmp_path, "securevm", "--memory", "2GiB", "--set", "vm.vcpus=1", columns="300")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Next: "))
+    words = shlex.split(line[len("Next: "):])
+    assert words[:2] == ["virtscenario", "create"] and words[-2:] == ["--force", "--start"]
+    assert words[2:-2] == ["securevm", "--name", "o-securevm", "--output", str(tmp_path / "store"), "--disk",
+                           "size=1", "--memory", "2GiB", "--set", "vm.vcpus=1"]
+    # Run as told (--print-xml in place of --start, no daemon needed): the same VM, its values kept.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    again = subprocess.run([CLI, *words[1:-1], "--print-xml"], capture_output=True, text=True, env=env, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "<memory unit=\"KiB\">2097152</memory>" in again.stdout and ">1</vcpu>" in again.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from virtscenario.api import HostChange, HostRequirement
@@ -319,7 +320,8 @@ def test_cli_plan_table_json_and_conflicts_across_vms(run_cli, make_host, tmp_pa
         result = run_cli(["--host-root", str(host.root), "create", scenario, "--name", name, "--output", str(store),
                           "--disk", "none", "--network", "none"])
         assert result.exit_code == 0, result.output
-        assert "host change(s) recommended" in result.stdout and f"host plan {scenario} --vm {name}" in result.stdout
+        assert re.search(r"Host: \d+ changes? recommended", result.stdout)
+        assert f"host plan {scenario} --vm {name}" in result.stdout
     result = run_cli(["--host-root", str(host.root), "host", "plan", "tdesk", "--vm", "deskvm", "--vm", "secvm",
                       "--output", str(store)])
     assert result.exit_code == 0, result.output

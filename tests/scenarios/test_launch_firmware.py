@@ -159,3 +159,14 @@ def test_securevm_without_launch_security_keeps_its_firmware_choices_that_exist(
     assert root.find("launchSecurity") is None and root.find("os/loader") is None
     assert "firmware.stateless dropped: no firmware descriptor in " in notes(g)
     assert "/60-edk2-x86_64.json comes with an NVRAM varstore" in notes(g)
+    # What is shown, recorded and summarised is what is emitted: off, adapted, with the reason.
+    item = g.settings["firmware.stateless"]
+    assert (item.value, item.layer) == (False, "adapted")
+    assert item.rationale.startswith("off: no firmware descriptor in ") and "NVRAM varstore" in item.rationale
+
+
+def test_a_stateless_loader_kept_stays_the_scenarios_choice() -> None:
+    g = secure("amd-sev-snp.xml", "snp", LIBVIRT_11_3)
+    assert (g.settings["firmware.stateless"].value, g.settings["firmware.stateless"].layer) == (True, "scenario")
+    tdx = secure("intel-tdx.xml", "tdx", 11_006_000)  # no NVRAM at all: nothing was dropped
+    assert tdx.settings["firmware.stateless"].layer == "scenario"

@@ -143,7 +143,8 @@ def cli(ctx: click.Context, debug: bool, host_root: Optional[str]) -> None:
       virtscenario create desktop --name work --print-xml
       virtscenario create computation --name calc --vcpus 8 --memory 16GiB --define
     """
-    ctx.obj = {"debug": debug, "host_root": host_root}
+    # argv: the command as given, so a "Next:" line can repeat it (summary.next_step).
+    ctx.obj = {"debug": debug, "host_root": host_root, "argv": (ctx.obj or {}).get("argv")}
 
 
 examples_last(cli)
@@ -173,7 +174,7 @@ def _run(args: list[str], debug: bool) -> None:
     try:
         _check_utf8(args)
         # standalone_mode=False returns ctx.exit()'s code instead of exiting: pass it on.
-        code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False)
+        code = cli.main(args=args, prog_name="virtscenario", standalone_mode=False, obj={"argv": list(args)})
         try:
             sys.stdout.flush()
         except OSError as exc:

@@ -46,7 +46,8 @@ def decisions(gen: Generated, registry: SettingRegistry) -> tuple[list[Row], lis
 
 
 def render(gen: Generated, registry: SettingRegistry, directory: Path, written: list[str], changes: list[Any],
-           defined_on: Optional[str], started: bool, width: Optional[int] = None) -> str:
+           defined_on: Optional[str], started: bool, width: Optional[int] = None,
+           argv: Optional[list[str]] = None) -> str:
     width = width or terminal_width()
     sc = gen.provided.scenario
     # Paths and commands wrap (never cut): the user must be able to copy them.
@@ -74,13 +75,17 @@ def render(gen: Generated, registry: SettingRegistry, directory: Path, written: 
     needed = [c for _p, c in changes if c.needed and not c.advice_only]
     advice = [c for _p, c in changes if c.needed and c.advice_only]
     if needed or advice:
-        what = ", ".join(part for part in (f"{len(needed)} host change(s) recommended" if needed else "",
-                                           f"{len(advice)} piece(s) of advice (boot options)" if advice else "")
+        what = ", ".join(part for part in (_count(len(needed), "change") + " recommended" if needed else "",
+                                           _count(len(advice), "boot option") + " advised" if advice else "")
                          if part)
         lines += wrapped(f"Host: {what}: virtscenario host plan {sc.name} --vm {gen.domain.name}", width)
     lines += wrapped("Every setting with its source, reason and reference: add --explain", width)
-    lines += wrapped(next_step(gen, directory, defined_on, started), width)
+    lines += wrapped(next_step(gen, directory, defined_on, started, argv), width)
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _short(line: str, directory: Path) -> str:
@@ -93,7 +98,9 @@ def _short(line: str, directory: Path) -> str:
     return line
 
 
-def next_step(gen: Generated, directory: Path, defined_on: Optional[str], started: bool) -> str:
+def next_step(gen: Generated, directory: Path, defined_on: Optional[str], started: bool,
+              argv: Optional[list[str]] = None) -> str:
+    """The command to run next. ``argv``: the create command as given (without the program name)."""
     name = gen.domain.name
     if started and defined_on:
         graphics = gen.domain.devices.graphics
@@ -104,7 +111,13 @@ def next_step(gen: Generated, directory: Path, defined_on: Optional[str], starte
         return f"Next: virsh --connect {defined_on} start {name}"
     if any(d.encrypted for d in gen.disks):
         # The disks' libvirt secrets must exist before the domain starts: create defines them.
-        return f"Next: virtscenario create {gen.provided.scenario.name} --name {name} --force --start"
+        # The same command again, so that every value the user gave stays (--force keeps the
+        # VM's identity, images and keys).
+        import shlex
+        if argv is None:
+            argv = ["create", gen.provided.scenario.name, "--name", name, "--output", str(directory.parent)]
+        again = [a for a in argv if a not in ("--define", "--start", "--force", "--dry-run")]
+        return "Next: " + shlex.join(["virtscenario", *again, "--force", "--start"])
     return f"Next: virsh define {directory}/domain.xml && virsh start {name}"
 
 

@@ -52,8 +52,8 @@ class Request(Record):
     libvirt_version: Optional[int] = None
     #: The target host's firmware descriptors; None: not readable, ``firmware_unknown`` says why.
     firmware: Optional[FirmwareSet] = None
-    firmware_unknown: str = ("offline: the target host's firmware descriptors are unknown; --host-root DIR or "
-                             "--connect to a local libvirt reads them")
+    firmware_unknown: str = ("offline: the host's firmware descriptors are unknown; --connect or --host-root DIR "
+                "reads them")
     identity: Optional[Identity] = None
     schema: Optional[str] = None
     inspect_images: bool = True
@@ -156,6 +156,7 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
                                 f"{version_text(LAUNCH_SECURITY_MIN_LIBVIRT[launch])}; this libvirt is "
                                 f"{version_text(req.libvirt_version)}")
     fitted = firmware.fit(settings, launch, machine, req.firmware, req.firmware_unknown, req.libvirt_version, notes)
+    settings = firmware.settled(settings, fitted)
 
     vm_dir = req.store_root / req.name
     identity = req.identity or Identity.new()

@@ -215,8 +215,8 @@ def firmware_for(uri: Optional[str], host: HostRoot) -> tuple[Optional[FirmwareS
         if parts.hostname or transport not in ("", "unix"):
             return None, f"{uri} is not this machine: its firmware descriptors cannot be read from here"
     elif not host.is_fake:
-        return None, ("offline: the target host's firmware descriptors are unknown; --host-root DIR or --connect "
-                      "to a local libvirt reads them")
+        return None, ("offline: the host's firmware descriptors are unknown; --connect or --host-root DIR "
+                "reads them")
     extra: tuple[str, ...] = ()
     if uri and urlsplit(uri).path.rstrip("/") == "/session":
         # libvirt's unprivileged daemon also reads the user's directory (qemuInteropFetchConfigs)

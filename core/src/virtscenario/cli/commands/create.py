@@ -294,7 +294,8 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         print_plan(changes)
         return
     from ..summary import render
-    click.echo(render(gen, catalog.registry, directory, lines, changes, defined_on, o["start"]))
+    argv = (ctx.find_root().obj or {}).get("argv")
+    click.echo(render(gen, catalog.registry, directory, lines, changes, defined_on, o["start"], argv=argv))
 
 
 def _load_identity(directory: Path) -> Any:

@@ -60,6 +60,7 @@ class FirmwarePlan(Record):
     stateless: bool
     feature_requests: bool = True  # emit <firmware><feature> for firmware.secure_boot/enrolled_keys
     descriptor: Optional[FirmwareDescriptor] = None  # what libvirt will take (None: not known)
+    stateless_dropped: str = ""  # why firmware.stateless could not be honoured ("": it was, or not asked)
 
 
 @record
@@ -189,14 +190,15 @@ def fit(settings: Settings, launch: str, machine: str, fw: Optional[FirmwareSet]
             launch = "sev"
             notes.append(Note("info", "launch security: SEV (policy 0x0003), not SEV-ES: a firmware with "
                                       f"amd-sev-es cannot be checked for ({unknown}), and Debian 12's OVMF has none"))
+        dropped = ""
         if may_drop_stateless and launch in ("sev", "sev-es"):
             stateless = False
-            notes.append(Note("info", f"firmware.stateless dropped: a stateless SEV firmware cannot be checked for "
-                                      f"({unknown}); {NVRAM_NOT_MEASURED}"))
+            dropped = f"a stateless SEV firmware cannot be checked for ({unknown}); {NVRAM_NOT_MEASURED}"
+            notes.append(Note("info", f"firmware.stateless dropped: {dropped}"))
         wanted = _describe(request(launch, stateless, True))
         if by_user["launch_security.type"] or by_user["firmware.stateless"]:
             notes.append(Note("warning", f"cannot check that the host has a firmware for {wanted} ({unknown})"))
-        return FirmwarePlan(launch, stateless)
+        return FirmwarePlan(launch, stateless, stateless_dropped=dropped)
 
     kinds = [launch, "sev"] if may_downgrade else [launch]
     statelesses = [True, False] if may_drop_stateless else [stateless]
@@ -213,15 +215,25 @@ def fit(settings: Settings, launch: str, machine: str, fw: Optional[FirmwareSet]
                     first_error = first_error or choice.error
                     continue
                 desc = choice.descriptor
-                _fit_notes(notes, launch, kind, stateless, stateless_, features, desc, fw)
+                dropped = _fit_notes(notes, launch, kind, stateless, stateless_, features, desc, fw)
                 # A memory-device firmware (TDX) has no NVRAM: no stateless attribute needed.
-                return FirmwarePlan(kind, stateless_ and desc.device == "flash", features, desc)
+                return FirmwarePlan(kind, stateless_ and desc.device == "flash", features, desc, dropped)
     from ...errors import VirtscenarioError
     wanted = _describe(request(launch, stateless, True))
     hint = " (Debian 12's ovmf offers amd-sev only: --set launch_security.type=sev)" \
         if launch == "sev-es" else ""
     raise VirtscenarioError(f"no firmware descriptor in {fw.origin} offers {wanted}; libvirt would fail with "
                             f"'{first_error}'{hint}")
+
+
+def settled(settings: Settings, fitted: FirmwarePlan) -> Settings:
+    """The settings as the fitted firmware honours them: a stateless loader that :func:`fit`
+    dropped is shown, recorded in vm.yaml and summarised as off, not as the scenario's "on"."""
+    if not fitted.stateless_dropped or not settings.value("firmware.stateless"):
+        return settings
+    return settings.replace("firmware.stateless", False, "adapted: the host's firmware descriptors",
+                            f"off: {fitted.stateless_dropped}", settings["firmware.stateless"].reference,
+                            layer="adapted", origin="core")
 
 
 def _policy(settings: Settings, kind: str) -> int:
@@ -250,22 +262,25 @@ def _describe(req: FirmwareRequest) -> str:
 
 
 def _fit_notes(notes: list[Note], wanted: str, kind: str, stateless: bool, stateless_: bool, features: bool,
-               desc: FirmwareDescriptor, fw: FirmwareSet) -> None:
+               desc: FirmwareDescriptor, fw: FirmwareSet) -> str:
+    """Notes on what the fitted firmware changed; returns why firmware.stateless was dropped ("": it was not)."""
     from ...types import Note
     if kind != wanted:
         notes.append(Note("info", f"launch security: SEV (policy 0x0003), not SEV-ES: no firmware descriptor in "
                                   f"{fw.origin} offers amd-sev-es"))
+    dropped = ""
     if stateless and not stateless_ and kind == "none":
-        notes.append(Note("info", f"firmware.stateless dropped: no firmware descriptor in {fw.origin} is "
-                                  f"stateless; {desc.path} comes with an NVRAM varstore"))
+        dropped = f"no firmware descriptor in {fw.origin} is stateless; {desc.path} comes with an NVRAM varstore"
     elif stateless and not stateless_:
-        notes.append(Note("info", f"firmware.stateless dropped: no stateless firmware offers {kind}; "
-                                  f"{NVRAM_NOT_MEASURED}"))
+        dropped = f"no stateless firmware offers {kind}; {NVRAM_NOT_MEASURED}"
+    if dropped:
+        notes.append(Note("info", f"firmware.stateless dropped: {dropped}"))
     if not features:
         notes.append(Note("info", f"firmware.secure_boot and firmware.enrolled_keys not requested: the firmware "
                                   f"for {kind} ({desc.path}) has {', '.join(sorted(desc.features & FEATURE_NAMES))}"))
     if wanted != "none":
         notes.append(Note("info", f"firmware: libvirt's autoselection takes {desc.path} ({desc.executable})"))
+    return dropped
 
 
 FEATURE_NAMES = frozenset({"secure-boot", "enrolled-keys"})
