@@ -74,3 +74,12 @@ def test_next_command_of_an_encrypted_vm_repeats_what_the_user_gave(tmp_path):
     again = subprocess.run([CLI, *words[1:-1], "--print-xml"], capture_output=True, text=True, env=env, check=False)
     assert again.returncode == 0, again.stderr
     assert "<memory unit=\"KiB\">2097152</memory>" in again.stdout and ">1</vcpu>" in again.stdout
+
+
+def test_explain_fits_80_columns(tmp_path):
+    result = create(tmp_path, "desktop", "--explain")
+    assert result.returncode == 0, result.stderr
+    lines = (result.stderr + result.stdout).splitlines()
+    assert "more keys not shown" in result.stdout
+    # Nothing wider than the terminal, except a path or URL that cannot be split.
+    assert all(len(line) <= 80 or " " not in line.strip() for line in lines), max(lines, key=len)

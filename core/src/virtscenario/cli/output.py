@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..settings.display import display_value
+from .common import terminal_width
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..settings.registry import SettingRegistry
     from ..settings.types import Settings
     from ..types import Scenario
 
-#: Width when stdout is not a terminal (and COLUMNS is unset): what a pager or a log shows.
-DEFAULT_WIDTH = 80
 SEPARATOR = "  "
-
-
-def terminal_width(default: int = DEFAULT_WIDTH) -> int:
-    """COLUMNS, else the terminal's width, else ``default`` (not a terminal)."""
-    try:
-        return max(20, int(os.environ["COLUMNS"]))
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(1).columns
-    except OSError:
-        return default
 
 
 #: A column keeps room for its longest word up to this width, so names are not cut mid-word.

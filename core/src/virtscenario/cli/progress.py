@@ -76,6 +76,20 @@ class Progress:
         self._text, self._shown = "", False
 
     def _draw(self, line: str) -> None:
-        # \r and clear-to-end-of-line: redraw in place on a terminal.
+        # \r and clear-to-end-of-line redraw in place only on one terminal row: a longer line
+        # wraps, \r goes back to its last row, and every tick would scroll. The elapsed time
+        # at the end is what changes, so the middle of the text gives way.
+        width = self._columns() - 1  # the last column would wrap on some terminals
+        if len(line) > width:
+            tail = line[line.rfind(" ... "):] if " ... " in line else ""
+            keep = max(0, width - len(tail) - 1)
+            line = (line[:keep] + "…" + tail)[:width]
         self.stream.write("\r" + line + "\x1b[K")
         self.stream.flush()
+
+    def _columns(self) -> int:
+        import os
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            return 80

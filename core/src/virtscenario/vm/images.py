@@ -104,11 +104,11 @@ def create_image(plan: ImagePlan, passphrase: Optional[bytes] = None, run: Run =
             enc = " LUKS-encrypted" if plan.encrypt else ""
             if progress:
                 what = f"overlay on {plan.backing}" if plan.backing else f"{plan.size} bytes"
-                progress(f"Creating{enc} {plan.format} image {final} ({what})")
+                progress(f"Creating{enc} {plan.format} image {plan.path} ({what})")  # the user's path, not the stage
             _qemu_img_create(plan, tmp_path, passphrase, run)
             _private(dir_fd, tmp, tmp_path)
             if progress:
-                progress(f"Checking image {final}" + (" (opening it with its passphrase)" if plan.encrypt else ""))
+                progress(f"Checking image {plan.path}" + (" (opening it with its passphrase)" if plan.encrypt else ""))
             problem = mismatch(str(tmp_path), plan.format, plan.size, plan.encrypt, run, plan.backing)
             if problem:
                 raise VirtscenarioError(f"qemu-img made {final} wrong: {problem}")

@@ -286,8 +286,9 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
         return
     print_notes(gen.notes)
     if o.get("explain"):
-        for line in lines:
-            click.echo(line)
+        from ..output import terminal_width, wrapped
+        for line in lines:  # a long path goes whole on a line of its own
+            click.echo("\n".join(wrapped(line, terminal_width())))
         if defined_on:
             click.echo(f"{'Started' if o['start'] else 'Defined'} {name} on {defined_on}")
         print_settings(gen, catalog)
@@ -390,14 +391,15 @@ def _note(message: str, level: str = "info") -> Any:
 
 
 def print_settings(gen: Any, catalog: Any) -> None:
-    from ..output import hidden_footer, settings_rows, table
+    from ..output import hidden_footer, settings_rows, table, terminal_width, wrapped
     rows, hidden = settings_rows(gen.settings, catalog.registry, gen.provided.scenario, gen.provided.plugin)
     click.echo(f"\nSettings of {gen.domain.name} (scenario {gen.provided.scenario.name} "
                f"{gen.provided.scenario.version}):")
     click.echo(table(["KEY", "VALUE", "SOURCE", "WHY"], [[r[0], r[1], r[2], f"{r[3]} [{r[4]}]"] for r in rows]))
     footer = hidden_footer(hidden)
     if footer:
-        click.echo(f"{footer.replace('--all lists', 'scenarios show --all lists')}.")
+        text = f"{footer.replace('--all lists', 'scenarios show --all lists')}."
+        click.echo("\n".join(wrapped(text, terminal_width())))
 
 
 def print_plan(changes: list[Any]) -> None:

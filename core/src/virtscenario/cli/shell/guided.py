@@ -232,7 +232,7 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
     from ...settings.cliargs import parse_sets
     from ...settings.resolve import resolve_scenario
     from ...settings.userfile import load_config
-    from ..output import hidden_footer, settings_rows, table
+    from ..output import hidden_footer, settings_rows, table, terminal_width, wrapped
     if state.scenario is None:
         raise ConfigError("no scenario chosen: 'use SCENARIO' first ('scenarios list' shows them)")
     config = load_config(state.options.get("--config"))
@@ -255,5 +255,6 @@ def show_text(state: GuidedState, catalog: Catalog, prefixes: list[str]) -> str:
     lines += ["", table(["", "KEY", "VALUE", "SOURCE", "WHY"], rows),
               "", "* set in this shell ('unset KEY' goes back to the scenario's value)"]
     if not prefixes and hidden:
-        lines.append(hidden_footer(hidden).replace("--all lists every key", "'show PREFIX' lists any key"))
+        lines += wrapped(hidden_footer(hidden).replace("--all lists every key", "'show PREFIX' lists any key"),
+                         terminal_width())
     return "\n".join(lines)
