@@ -171,12 +171,15 @@ while read -r applet; do
 done < <("$STAGE/bin/busybox" --list-full)
 
 # Kernel modules: what the checks need (virtio devices, virtiofs, ext4, a SATA CD-ROM
-# with iso9660, SCSI disks, the ACPI power button), plus their dependencies and
-# soft dependencies in load order. TPM TIS/CRB are built in (=y) on Debian 6.1.
+# with iso9660, SCSI disks, the ACPI power button, the pvpanic device that reports a
+# panic to QEMU and the i6300esb watchdog), plus their dependencies and soft
+# dependencies in load order. TPM TIS/CRB are built in (=y) on Debian 6.1; pvpanic-mmio
+# and i6300esb are modules (=m) that a distribution's udev loads from their modalias,
+# and this guest has no udev.
 WANT_MODULES=(
     virtio_pci virtio_blk virtio_net virtio_console virtio_scsi virtio_balloon virtio_rng
     fuse virtiofs ext4 crc32c_generic isofs cdrom sr_mod sd_mod ahci tpm_tis tpm_crb
-    button evdev
+    button evdev pvpanic_mmio i6300esb
 )
 depmod -b "$STAGE" "$KVER"
 MODULE_LIST="$ROOT/etc/virtscenario/modules"

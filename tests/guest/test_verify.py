@@ -240,3 +240,29 @@ def test_verify_of_a_stopped_vm_exits_2(fleet: Fleet):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"Error: {fleet.names['computation']} is not running on qemu:///system "
                                      f"(virsh start {fleet.names['computation']})")
+
+
+@pytest.mark.libvirtd
+def test_a_panic_is_kept_for_inspection(fleet: Fleet):
+    """The testing scenario's promise, end to end: the guest's kernel panics, its pvpanic driver
+    tells QEMU, and on_crash=preserve keeps the domain (crashed, its memory there) instead of
+    rebooting it. Last in the module: the testing VM stays crashed."""
+    import libvirt
+
+    from .agent import agent_command
+    name = fleet.names["testing"]
+    dom = fleet.conn.lookupByName(name)
+    wait_for_agent(dom, AGENT_TIMEOUT)
+    rows = rows_of(fleet.verify("testing", "--json", "--timeout", str(AGENT_TIMEOUT)))
+    assert rows["panic device (keeps a crash)"]["status"] == "ok", rows["panic device (keeps a crash)"]
+    assert "driver pvpanic" in rows["panic device (keeps a crash)"]["observed"]
+    # guest-exec returns at once; the panic then takes the agent down with the guest.
+    agent_command(dom, "guest-exec", {"path": "sh", "arg": ["-c", "echo c > /proc/sysrq-trigger"]})
+    deadline = time.monotonic() + 120
+    state = dom.state()
+    while time.monotonic() < deadline and state[0] != libvirt.VIR_DOMAIN_CRASHED:
+        time.sleep(0.5)
+        state = dom.state()
+    assert state == [libvirt.VIR_DOMAIN_CRASHED, libvirt.VIR_DOMAIN_CRASHED_PANICKED], \
+        f"state {state}\n--- console ---\n{fleet.console('testing')}"
+    assert "Kernel panic" in (fleet.store / name / "console.log").read_text(errors="replace")

@@ -394,3 +394,41 @@ def test_docs_create_commands_run(tmp_path, key):
         assert result.returncode == 0, (args, result.stderr)
         root = etree.fromstring(result.stdout.encode())
         assert root.find("devices/disk/source").get("file").startswith(str(tmp_path / "store"))
+
+
+class _Guest:
+    """What verify_checks sees of a Linux guest: ``run`` answers from canned /sys listings."""
+
+    is_linux = True
+
+    def __init__(self, acpi: bool, driver: str) -> None:
+        self.acpi, self.driver = acpi, driver
+
+    def run(self, argv: list[str]):
+        from virtscenario.vm.agent import ExecResult
+        script = argv[-1]
+        if "pvpanic" in script:
+            out = ("/sys/bus/acpi/devices/QEMU0001:00\n" if self.acpi else "") + \
+                (f"bound {self.driver}/QEMU0001:00\n" if self.acpi and self.driver else "")
+            return ExecResult(0, out, "")
+        return ExecResult(0, "0x8086 0x25ab\n", "")  # the watchdog's PCI ids
+
+
+class _Vm:
+    scenario = "testing"
+
+    def __init__(self) -> None:
+        self.domain = etree.fromstring("<domain><devices><panic model='isa'/><watchdog model='i6300esb'/>"
+                                       "</devices></domain>")
+
+
+@pytest.mark.parametrize(("acpi", "driver", "ok"), [(True, "pvpanic-mmio", True), (True, "", False),
+                                                     (False, "", False)])
+def test_the_panic_check_needs_a_bound_driver(acpi: bool, driver: str, ok: bool) -> None:
+    """The device alone reports nothing: a guest without the driver never tells QEMU of a panic,
+    and on_crash never acts (the test guest had no pvpanic-mmio module and verify said ok)."""
+    from virtscenario_testing import verify_checks
+    check = next(c for c in verify_checks(_Vm(), _Guest(acpi, driver)) if c.check.startswith("panic device"))
+    assert check.ok is ok
+    if acpi and not driver:
+        assert "no driver bound" in check.observed and "modprobe pvpanic-mmio" in check.observed

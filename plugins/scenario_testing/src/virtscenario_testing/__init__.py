@@ -39,10 +39,19 @@ def verify_checks(vm: Any, guest: Any) -> Iterable[GuestCheck]:
     out = []
     panic = vm.domain.find("devices/panic")
     want = panic is not None and panic.get("model") == "isa"
-    listing = guest.run(["ls", "/sys/bus/acpi/devices"]).stdout.split()
-    seen = any(name.startswith(PVPANIC_ACPI + ":") for name in listing)
-    out.append(GuestCheck("panic device (keeps a crash)", "ISA pvpanic" if want else "absent",
-                          "ISA pvpanic (ACPI QEMU0001)" if seen else "absent", want == seen))
+    # The device alone reports nothing: a driver must be bound to it (pvpanic-mmio since Linux
+    # 5.12, pvpanic before), or a panic never reaches QEMU and on_crash never acts.
+    script = (f"ls -d /sys/bus/acpi/devices/{PVPANIC_ACPI}:* 2>/dev/null; "
+              f"for d in /sys/bus/platform/drivers/pvpanic*/{PVPANIC_ACPI}:*; do "
+              "[ -e \"$d\" ] && echo \"bound ${d#/sys/bus/platform/drivers/}\"; done; true")
+    lines = guest.run(["sh", "-c", script]).stdout.splitlines()
+    seen = any(line.startswith("/sys/") for line in lines)
+    bound = [line.split()[1].split("/")[0] for line in lines if line.startswith("bound ")]
+    observed = ("ISA pvpanic (ACPI QEMU0001), driver " + bound[0] if bound else
+                "ISA pvpanic (ACPI QEMU0001), no driver bound: a panic would not reach QEMU "
+                "(modprobe pvpanic-mmio)") if seen else "absent"
+    out.append(GuestCheck("panic device (keeps a crash)", "ISA pvpanic, driver bound" if want else "absent",
+                          observed, (seen and bool(bound)) if want else not seen))
     wd = vm.domain.find("devices/watchdog")
     model = wd.get("model") if wd is not None else None
     ids = WATCHDOG_PCI.get(model or "")

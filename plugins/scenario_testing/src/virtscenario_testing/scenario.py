@@ -120,7 +120,8 @@ DEVICES = (
            "after the VM stopped", f"{FD}#consoles-serial-parallel-channel-devices"),
     Choice("panic.model", "isa",
            "a pvpanic device: the guest kernel reports its panic to QEMU, which is what lets vm.on_crash keep "
-           "the crashed VM (Linux's pvpanic driver binds to it without configuration)", PVPANIC),
+           "the crashed VM (Linux's pvpanic-mmio driver binds to its ACPI id QEMU0001 once loaded; "
+           "distributions load it from the device's modalias, and verify checks that it is bound)", PVPANIC),
     Choice("watchdog.model", "i6300esb",
            "an emulated watchdog the OS under test can arm (systemd RuntimeWatchdogSec=, a kernel watchdog "
            "test): a guest that hangs without crashing is reset instead of sitting there", f"{FD}#watchdog-device"),

@@ -72,12 +72,12 @@ LINUX_UNDOES: tuple[tuple[str, Any, str, str], ...] = (
 def adapt_for_os(settings: Settings, host: Optional[HostRoot], notes: list[Note],
                  sizes: tuple[int, ...] = ()) -> tuple[Settings, Optional[OsInfo]]:
     """Fit ``settings`` to ``os.id``; ``sizes`` are the byte sizes of the VM's disks (for the minimum)."""
-    from ...host.osinfo import lookup
-    from ...host.root import HostRoot
-    from ...types import Note
     os_id = settings.value("os.id")
     if not os_id:
         return settings, None
+    from ...host.osinfo import lookup
+    from ...host.root import HostRoot
+    from ...types import Note
     info, missing_db = lookup(str(os_id), host or HostRoot.from_env())
     if missing_db:
         notes.append(Note("info", missing_db))
