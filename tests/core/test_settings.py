@@ -200,3 +200,26 @@ def test_upstream_virtscenario_yaml_is_read(tmp_path, catalog_of):
 def test_upstream_unknown_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'STORAGE_DATA.disk_size'"):
         load_config(write(tmp_path, "STORAGE_DATA:\n  - disk_size: 3\n"))
+
+
+def test_every_number_and_size_has_an_upper_bound_and_says_so() -> None:
+    """Issue 9: every size and count has a documented upper bound (a YAML 1e400 or a 2^80 TiB size
+    once reached vm.yaml). The bound is shown by 'virtscenario settings'."""
+    from virtscenario.cli.commands.settings import kind_text
+    from virtscenario.plugin.hooks import Catalog
+    registry = Catalog().registry
+    # The core's keys and the built-in scenarios' (a third-party plugin installed here is not ours to check).
+    numbers = [s for s in registry if s.kind in ("int", "size")
+               and registry.owner(s.key) in ("core", "desktop", "computation", "securevm", "testing")]
+    assert numbers
+    for spec in numbers:
+        assert spec.maximum is not None, f"{spec.key} has no maximum"
+        assert kind_text(spec).split("..")[1], kind_text(spec)  # shown in the TYPE column
+
+
+@pytest.mark.parametrize("key", ["memory.hugepage_size", "memory.hard_limit_overhead", "host.hugepages_reserve"])
+def test_sizes_above_their_bound_are_refused(key: str) -> None:
+    from virtscenario.errors import ConfigError
+    from virtscenario.plugin.hooks import Catalog
+    with pytest.raises(ConfigError, match=f"setting '{key}'.*is above the maximum"):
+        Catalog().registry.coerce(key, "99999999999999TiB", where=" (--set)")

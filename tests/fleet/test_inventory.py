@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -132,10 +133,23 @@ def test_search_order_and_explicit_file(tmp_path: Path, monkeypatch: pytest.Monk
         load_inventory(str(tmp_path / "missing.yaml"))
 
 
+def test_an_inventory_others_could_write_is_refused(tmp_path: Path) -> None:
+    # It names the hypervisors create, place and delete connect to: trusted like a settings file.
+    shared = tmp_path / "hosts.yaml"
+    shared.write_text("hosts:\n  one: {uri: 'qemu:///system'}\n")
+    shared.chmod(0o666)
+    with pytest.raises(ConfigError, match="writable by its group or others"):
+        load_inventory(str(shared))
+    shared.chmod(0o644)
+    os.chown(shared, 65534, 65534)  # nobody's
+    with pytest.raises(ConfigError, match="belongs to uid 65534, not to you or root"):
+        load_inventory(str(shared))
+
+
 def test_size_bound_and_encoding(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_text("hosts:\n" + "#" * (MAX_BYTES + 10) + "\n")
-    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+    with pytest.raises(ConfigError, match=r"big.yaml is \d+ bytes; the limit is 1048576"):
         load_inventory(str(big))
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(b"hosts:\n  caf\xe9: {uri: 'qemu:///system'}\n")

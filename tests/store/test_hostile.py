@@ -152,6 +152,33 @@ def test_settings_file_of_another_user_is_refused(run, tmp_path, monkeypatch):
     assert code == 1 and "is writable by its group or others (mode 0666)" in one_error_line(err)
 
 
+def test_what_is_checked_is_what_is_read(tmp_path, monkeypatch):
+    """Another user flipping a symlink between a good file and theirs once won 18 runs in 150: the
+    check looked the path up, the read looked it up again. Here the flip happens at the worst
+    moment, as the file is opened: the file read is the file checked, and it is refused."""
+    from virtscenario import safefiles
+    from virtscenario.errors import ConfigError
+    from virtscenario.settings.userfile import load_config
+
+    good, evil = tmp_path / "good.yaml", tmp_path / "evil.yaml"
+    good.write_text("settings:\n  vm.vcpus: 2\n")
+    evil.write_text(f"store: {tmp_path / 'evil-store'}\n")
+    os.chown(evil, NOBODY, NOBODY)
+    link = tmp_path / "virtscenario.yaml"
+    link.symlink_to(good)
+    real_open = os.open
+
+    def flipping_open(path, flags, *args, **kwargs):
+        if str(path) == str(link):
+            link.unlink()
+            link.symlink_to(evil)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(safefiles.os, "open", flipping_open)
+    with pytest.raises(ConfigError, match=f"belongs to uid {NOBODY}, not to you or root"):
+        load_config(str(link))
+
+
 # -- YAML bombs and unbounded values -----------------------------------------------------------------
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + \
@@ -183,6 +210,42 @@ def test_huge_settings_file_and_long_values_are_bounded(run, tmp_path):
     line = one_error_line(err)
     assert code == 1 and "4096" in line and len(line) < 300, line
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("number", [".inf", "-.inf", "1.0e+400", ".nan"])
+@pytest.mark.parametrize("key", ["vm.vcpus", "cpu.iothreads", "host.swappiness", "disk.size"])
+def test_numbers_yaml_cannot_hold_in_an_integer_are_refused(run, tmp_path, key, number):
+    config = tmp_path / "x.yaml"
+    config.write_text(f"settings:\n  {key}: {number}\n")
+    code, _out, err = run("scenarios", "show", "desktop", "--config", str(config))
+    assert code == 1
+    assert one_error_line(err).startswith(f"Error: setting '{key}' in {config}: expected "), err
+
+
+@pytest.mark.parametrize(("field", "value"), [("memory_bytes", ".inf"), ("memory.hugepage_size", ".inf"),
+                                              ("memory.hugepage_size", "[1, 2]"), ("host.swappiness", "{a: 1}")])
+def test_a_damaged_record_is_refused_in_one_line(tmp_path, field, value):
+    """A hand-edited vm.yaml is read back by host plan --vm: its values are checked where it is read."""
+    from virtscenario.sdk.fakehost import make_fake_host
+    host = make_fake_host(tmp_path / "host")
+    store = tmp_path / "store"
+    made = cli("--host-root", str(host.root), "create", "computation", "--name", "d", "--output", str(store),
+               "--disk", "none")
+    assert made.returncode == 0, made.stderr
+    record = store / "d" / "vm.yaml"
+    lines = record.read_text().splitlines()
+    if field == "memory_bytes":
+        lines = [f"memory_bytes: {value}" if line.startswith("memory_bytes:") else line for line in lines]
+    else:  # the value line after '- key: FIELD' (in host_requirements and in settings)
+        lines = [f"  value: {value}" if i and lines[i - 1] == f"- key: {field}" and line.startswith("  value:")
+                 else line for i, line in enumerate(lines)]
+    assert f"{value}" in "\n".join(lines)
+    target = record.resolve()  # the generation's own file (vm.yaml is reached through 'current')
+    target.write_text("\n".join(lines) + "\n")
+    result = cli("--host-root", str(host.root), "host", "plan", "computation", "--vm", "d", "--output", str(store))
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"Error: {store / 'd' / 'vm.yaml'}: ") and "damaged record" in line, line
 
 
 def test_duplicate_keys_are_refused(run, tmp_path):

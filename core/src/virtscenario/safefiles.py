@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .errors import ConfigError
 
@@ -20,12 +20,17 @@ from .errors import ConfigError
 MAX_YAML_BYTES = 1024 * 1024
 
 
-def check_trusted(path: Path, what: str) -> os.stat_result:
-    """Refuse ``path`` unless root or the invoking user owns it and only its owner may write it."""
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+def check_trusted(path: Path, what: str, st: Optional[os.stat_result] = None) -> os.stat_result:
+    """Refuse ``path`` unless root or the invoking user owns it and only its owner may write it.
+
+    ``st``: the status of the file already opened (``fstat``), so that what is checked is
+    what is read; without it the path is looked up (a check that a swap can outrun).
+    """
+    if st is None:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     euid = os.geteuid()
     if st.st_uid not in (0, euid):
         raise ConfigError(f"{what} {path} belongs to uid {st.st_uid}, not to you or root: refusing to use it "
@@ -34,6 +39,35 @@ def check_trusted(path: Path, what: str) -> os.stat_result:
         raise ConfigError(f"{what} {path} is writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
                           f"refusing to use it (chmod go-w {path})")
     return st
+
+
+def read_trusted(path: Path, what: str, limit: int = 0) -> bytes:
+    """The bytes of a trusted file, checked on the descriptor they are read from.
+
+    Opened once, then ``fstat``: a symbolic link that someone flips between a good file and
+    theirs cannot pass the check with one and be read as the other. O_NONBLOCK: a FIFO
+    put there does not hang the command (it is then refused as not a regular file).
+    """
+    limit = limit or MAX_YAML_BYTES
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        st = check_trusted(path, what, os.fstat(fd))
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        if st.st_size > limit:
+            raise ConfigError(f"{what} {path} is {st.st_size} bytes; the limit is {limit}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit} bytes")
+    return raw
 
 
 def check_trusted_dir(path: Path, what: str) -> None:
@@ -77,17 +111,9 @@ def check_trusted_dir(path: Path, what: str) -> None:
 
 def load_yaml(path: Path, what: str) -> Any:
     """Parse a trusted YAML file: size-bounded, no aliases, no duplicate keys, one-line errors."""
-    st = check_trusted(path, what)
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file")
-    if st.st_size > MAX_YAML_BYTES:
-        raise ConfigError(f"{what} {path} is {st.st_size} bytes; the limit is {MAX_YAML_BYTES}")
+    raw = read_trusted(path, what)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_YAML_BYTES + 1)
         text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
     return parse_yaml(text, f"{what} {path}")

@@ -116,7 +116,7 @@ class SettingRegistry:
                 raise bad
             try:
                 number = int(value, 0) if isinstance(value, str) else int(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: .inf, 1e400 from YAML
                 raise bad from None
             if isinstance(value, float) and value != number:
                 raise bad

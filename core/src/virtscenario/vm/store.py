@@ -81,10 +81,20 @@ class StoredVm(FrozenRecord):
         reqs = tuple((str(i["key"]), i.get("value")) for i in data.get("host_requirements") or []
                      if isinstance(i, dict) and "key" in i)
         settings = {str(i.get("key")): i.get("value") for i in data.get("settings") or [] if isinstance(i, dict)}
-        try:
-            memory = int(data.get("memory_bytes") or 0)
-        except (TypeError, ValueError):
-            memory = 0
+        # Every setting is a bool, a whole number, a string or unset: anything else (.inf, a list)
+        # is a damaged or hand-edited record, refused here rather than deep in a host plan.
+        for key, value in (*reqs, *settings.items()):
+            if not (value is None or isinstance(value, (bool, str)) or
+                    (isinstance(value, int) and -2 ** 63 <= value < 2 ** 64)):
+                raise StoreError(f"{directory / VM_FILE}: {key[:60]} is {str(value)[:40]!r}, not a setting value "
+                                 "(a damaged record: re-create the VM with --force)")
+        raw_memory = data.get("memory_bytes") or 0
+        if isinstance(raw_memory, bool) or not isinstance(raw_memory, int) or not 0 <= raw_memory < 2 ** 64:
+            # .inf, 1e400, a string: a damaged or hand-edited record, never a guess (host plans size
+            # hugepages from it).
+            raise StoreError(f"{directory / VM_FILE}: memory_bytes {str(raw_memory)[:40]!r} is not a byte count "
+                             "(a damaged record: re-create the VM with --force)")
+        memory = raw_memory
         return cls(str(data.get("name") or directory.name), directory, str(data.get("scenario") or "unknown"),
                    str(data.get("uuid") or ""), memory,
                    tuple(d for d in data.get("disks") or [] if isinstance(d, dict)), reqs, settings, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -26,9 +27,10 @@ def settings_cmd(as_json: bool, fmt: str) -> None:
         click.echo(json.dumps([{"key": s.key, "type": s.kind, "choices": list(s.choices), "default": s.default,
                                 "help": s.help, "owner": cat.registry.owner(s.key), "rationale": s.rationale,
                                 "reference": s.reference, "applies_when": list(s.applies_when),
-                                "scenarios": list(s.scenarios)} for s in specs], indent=2))
+                                "scenarios": list(s.scenarios), "minimum": s.minimum, "maximum": s.maximum}
+                               for s in specs], indent=2))
         return
-    rows = [[s.key, "|".join(s.choices) if s.kind == "choice" else s.kind, display_value(s, s.default),
+    rows = [[s.key, kind_text(s), display_value(s, s.default),
              s.help + (f" (applies when {' and '.join(s.applies_when)})" if s.applies_when else ""),
              cat.registry.owner(s.key)] for s in specs]
     if fmt == "markdown":
@@ -37,3 +39,16 @@ def settings_cmd(as_json: bool, fmt: str) -> None:
         return
     from ..output import table
     click.echo(table(["KEY", "TYPE", "DEFAULT", "MEANING"], [r[:4] for r in rows]))
+
+
+def kind_text(spec: Any) -> str:
+    """The type as the table shows it, with the bounds of a number or size (``size 64MiB..4PiB``)."""
+    if spec.kind == "choice":
+        return "|".join(spec.choices)
+    if spec.kind not in ("int", "size") or (spec.minimum is None and spec.maximum is None):
+        return str(spec.kind)
+    from ...units import format_size
+    shown = format_size if spec.kind == "size" else str
+    low = "" if spec.minimum is None else shown(spec.minimum)
+    high = "" if spec.maximum is None else shown(spec.maximum)
+    return f"{spec.kind} {low}..{high}"

@@ -57,6 +57,7 @@ SPECS = (
                 rationale="off: the image grows as the guest writes (thin provisioning)",
                 reference=QEMU_IMG),
     SettingSpec("disk.cluster_size", "size", None, "qcow2 cluster size (bare numbers are KiB)", unit="KiB",
+                minimum=512, maximum=2 * 1024**2,  # qcow2's range (QEMU docs/interop/qcow2.txt); a power of two
                 rationale="unset: qemu-img's 64 KiB clusters",
                 reference=QEMU_IMG, applies_when=("disk.format=qcow2",)),
     SettingSpec("disk.lazy_refcounts", "bool", False, "qcow2 lazy refcounts",

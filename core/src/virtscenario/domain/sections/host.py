@@ -46,7 +46,7 @@ SPECS = (
                           "bound to their vCPUs' nodes get the list computed from the pinning",
                 reference=HUGETLB_DOC),
     SettingSpec("host.hugepages_reserve", "size", 2 * 1024**3,
-                "Memory always left to the host when reserving hugepages", unit="MiB",
+                "Memory always left to the host when reserving hugepages", unit="MiB", minimum=0, maximum=2**52,
                 rationale="2 GiB stay with the host (its kernel, QEMU processes, page cache) however many "
                           "hugepages the VMs ask for",
                 reference=HUGETLB_DOC, applies_when=("host.hugepages=on",)),

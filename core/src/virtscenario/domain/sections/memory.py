@@ -32,7 +32,7 @@ SPECS = (
                           "scenarios that need fewer TLB misses and no page faults turn them on",
                 reference=KERNEL_MM + "/hugetlbpage.html"),
     SettingSpec("memory.hugepage_size", "size", 2 * 1024**2, "Hugepage size (2M or 1G; bare numbers are KiB)",
-                unit="KiB",
+                unit="KiB", minimum=64 * 1024, maximum=16 * 1024**3,  # the smallest and largest any arch offers
                 rationale="2 MiB: the size every x86_64 host offers and can reserve at run time; 1 GiB pages "
                           "usually have to be reserved at boot",
                 reference=KERNEL_MM + "/hugetlbpage.html", applies_when=("memory.hugepages=on",)),
@@ -58,7 +58,7 @@ SPECS = (
                           "freed anyway",
                 reference=MB),
     SettingSpec("memory.hard_limit_overhead", "size", None, "Set memtune hard_limit to memory plus this overhead",
-                unit="MiB",
+                unit="MiB", minimum=0, maximum=2**52,  # as vm.memory: QEMU x86_64's physical address space
                 rationale="unset: libvirt documents that a wrong hard_limit can get the guest killed, so it is "
                           "only set where locked or pinned memory requires a limit",
                 reference=FD + "#memory-tuning"),
