@@ -231,6 +231,26 @@ def test_failure_mid_apply_rolls_back_everything(run_cli, make_host, monkeypatch
     assert fakehost.diff(before, fakehost.snapshot(host.root)) == []
 
 
+def test_ctrl_c_mid_apply_rolls_back_and_exits_130(run_cli, make_host, monkeypatch):
+    """Ctrl-C is an interruption like in every command (130), reported after the rollback."""
+    host = make_host(fakehost.amd_sev(ksm_run="1\n"))
+    before = fakehost.snapshot(host.root)
+    real = sysfs.write_value
+    calls = {"n": 0}
+
+    def interrupted(h, path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(h, path, data)
+
+    monkeypatch.setattr(sysfs, "write_value", interrupted)
+    result = apply(run_cli, host, "tcomp", "--yes", "--persist")
+    assert result.exit_code == 130
+    assert error_line(result) == "Error: apply interrupted (Ctrl-C); everything this run changed was rolled back"
+    assert fakehost.diff(before, fakehost.snapshot(host.root)) == []
+
+
 def test_kernel_not_taking_the_value_rolls_back(run_cli, make_host, monkeypatch):
     host = make_host(fakehost.amd_sev())
     before = fakehost.snapshot(host.root)

@@ -1,5 +1,5 @@
 """``python -m virtscenario`` runs the CLI."""
 
-from .cli.app import main
+from .cli.entry import main
 
 main()

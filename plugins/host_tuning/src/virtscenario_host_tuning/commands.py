@@ -32,7 +32,9 @@ def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             ctx = click.get_current_context(silent=True)
             if ctx is not None and (ctx.find_root().obj or {}).get("debug"):
                 raise
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            error = click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            setattr(error, "exit_code", getattr(exc, "exit_code", 1))  # noqa: B010 - 130: interrupted, rolled back
+            raise error from None
     return wrapper
 
 

@@ -33,7 +33,9 @@ JOURNAL = "/var/lib/virtscenario/host-journal.json"
 
 
 class EngineError(Exception):
-    """Apply or revert failed; the message is one line for the user."""
+    """Apply or revert failed; the message is one line for the user, ``exit_code`` the CLI's status."""
+
+    exit_code = 1
 
 
 #: Step kinds carried out by other modules of this plugin: kind -> module with ``snapshot(host, step)``,
@@ -214,7 +216,9 @@ def apply_locked(host: Any, steps: Sequence[Step], meta: dict[str, Any]) -> Jour
             value = do_step(host, step, before)
             if step.kind == "tunable":
                 applied[step.path] = value
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - any failure rolls back, Ctrl-C too
+    except KeyboardInterrupt:
+        _roll_back(host, current, done, previous_bytes, "", interrupted=True)
+    except Exception as exc:  # noqa: BLE001 - any failure rolls back
         _roll_back(host, current, done, previous_bytes, _line(exc))
     entries = [dataclasses.replace(e, applied=applied[e.path])
                if isinstance(e, TunableEntry) and e.path in applied else e for e in current.entries]
@@ -222,7 +226,9 @@ def apply_locked(host: Any, steps: Sequence[Step], meta: dict[str, Any]) -> Jour
 
 
 def _roll_back(host: Any, current: Journal, done: list[Entry], previous_bytes: Optional[bytes],
-               message: str) -> None:
+               message: str, interrupted: bool = False) -> None:
+    if interrupted:
+        message = "interrupted (Ctrl-C)"
     failures = restore_entries(host, done)[1]
     if failures:
         with contextlib.suppress(Exception):
@@ -237,6 +243,10 @@ def _roll_back(host: Any, current: Journal, done: list[Entry], previous_bytes: O
     except (rootfs.RootError, OSError) as exc:
         raise EngineError(f"apply failed: {message}; the values were rolled back but the journal could not be "
                           f"put back ({_line(exc)}): run 'virtscenario host revert'") from None
+    if interrupted:  # the interrupted exit status (130), as for every command, once the host is clean
+        error = EngineError("apply interrupted (Ctrl-C); everything this run changed was rolled back")
+        error.exit_code = 130
+        raise error from None
     raise EngineError(f"apply failed: {message}; everything this run changed was rolled back") from None
 
 
