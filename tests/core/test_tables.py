@@ -74,3 +74,14 @@ def test_commands_fit_80_columns(args: list[str], fake_root: Path, tmp_path: Pat
     # A single word longer than the terminal (a path) cannot be wrapped; it starts its own line.
     too_wide = [line for line in lines if len(line) > 80 and " " in line.strip()]
     assert not too_wide, too_wide[0]
+
+
+def test_fleet_reports_fit_80_columns(tmp_path, monkeypatch):
+    """hosts check / place / migrate-check lines reached 159 characters: they wrap under themselves."""
+    from virtscenario.fleet.report import fit
+    long = ("  firmware: efi (secure boot); virtiofs: yes; TPM: tpm-tis, tpm-crb (backends: passthrough, emulator, "
+            "external)")
+    lines = fit(long + "\n  short line", 80).splitlines()
+    assert all(len(line) <= 80 for line in lines) and lines[-1] == "  short line"
+    assert lines[0].startswith("  firmware:") and lines[1].startswith("    ")  # continuation under its line
+    assert " ".join(" ".join(lines[:-1]).split()) == " ".join(long.split())

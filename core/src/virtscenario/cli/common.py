@@ -8,36 +8,7 @@ from typing import Any, Iterable
 import click
 
 from ..errors import VirtscenarioError
-
-#: Width when stdout is not a terminal (and COLUMNS is unset): what a pager or a log shows.
-DEFAULT_WIDTH = 80
-
-
-def terminal_width(default: int = DEFAULT_WIDTH) -> int:
-    """COLUMNS, else the terminal's width, else ``default`` (not a terminal)."""
-    try:
-        return max(20, int(os.environ["COLUMNS"]))
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(1).columns
-    except OSError:
-        return default
-
-
-def wrap_words(text: str, width: int, indent: str = "  ") -> list[str]:
-    """Greedy wrap at spaces, continuation lines indented, a word never broken (a path stays
-    whole). textwrap does the same for tables; notes are printed on paths where importing it
-    is a measurable part of start-up (``create --print-xml``)."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = indent + word
-        else:
-            line = f"{line} {word}" if line else word
-    return lines + [line] if line else lines
+from ..terminal import terminal_width, wrap_words
 
 
 def print_notes(notes: Iterable[Any]) -> None:

@@ -6,7 +6,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..settings.display import display_value
-from .common import terminal_width
+from ..terminal import terminal_width
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..settings.registry import SettingRegistry

@@ -17,6 +17,19 @@ def hosts_text(inv: Inventory) -> str:
         + (", virt-scenario format" if inv.upstream else "") + ")"
 
 
+def fit(text: str, width: int = 0) -> str:
+    """Each line wrapped to the terminal, its continuation indented under it (a URI or a path
+    is never broken: it goes whole on a line of its own)."""
+    from ..terminal import terminal_width, wrap_words
+    width = width or terminal_width()
+    out: list[str] = []
+    for line in text.splitlines():
+        lead = line[:len(line) - len(line.lstrip())]
+        out += [line] if len(line) <= width else \
+            [lead + part for part in wrap_words(line.strip(), width - len(lead), indent="  ")]
+    return "\n".join(out)
+
+
 def check_text(results: Sequence[HostResult]) -> str:
     out = []
     for r in results:
@@ -26,7 +39,7 @@ def check_text(results: Sequence[HostResult]) -> str:
             continue
         out.append(f"{head}  [ok, {r.elapsed:.2f} s]")
         out.extend("  " + line for line in facts_lines(r.facts))
-    return "\n".join(out)
+    return fit("\n".join(out))
 
 
 def facts_lines(f: HostFacts) -> list[str]:
@@ -95,19 +108,23 @@ def place_text(p: Placement) -> str:
     if p.chosen:
         extra = f", launch security {p.chosen.launch_security}" if p.chosen.launch_security else ""
         out.append(f"Chosen: {p.chosen.host} ({p.chosen.uri}), score {p.chosen.score:g}{extra}")
-    return "\n".join(out)
+    return fit("\n".join(out))
 
 
 def migrate_text(r: Report) -> str:
     src = f" from {r.source}" if r.source else ""
     out = [f"Migration of {r.vm}{src} to {r.target} (domain XML: {r.xml_from}):"]
     marks = {"ok": "ok     ", "warning": "warning", "blocker": "BLOCKER"}
+    from ..terminal import terminal_width, wrap_words
+    width = terminal_width()
     for f in r.findings:
-        out.append(f"  {marks[f.status]}  {f.area:8} {f.message}  [{f.source}]")
+        head = f"  {marks[f.status]}  {f.area:8} "  # the message wraps under itself, its reference last
+        body = wrap_words(f"{f.message} [{f.source}]", max(20, width - len(head)), indent="")
+        out += [head + body[0]] + [" " * len(head) + line for line in body[1:]]
     verdict = "can migrate" if r.ok else f"cannot migrate: {len(r.blockers)} blocker(s)"
     warnings = sum(1 for f in r.findings if f.status == "warning")
     out.append(f"{r.vm} {verdict}" + (f" ({warnings} warning(s))" if warnings else ""))
-    return "\n".join(out)
+    return fit("\n".join(out))
 
 
 def _plural(count: int, noun: str) -> str:
