@@ -340,3 +340,26 @@ def host_checks():
     report = check_plugin(str(path), builtin_commands=builtins)
     assert [(p.hook, p.scenario) for p in report.problems] == [("host_checks", ""),
                                                                 ("register_scenarios", "vscheck-two")]
+
+
+def test_name_finds_a_plugin_of_the_plugins_directory(tmp_path: Path) -> None:
+    """NAME resolves like the CLI loads plugins: the --plugins-dir (VIRTSCENARIO_PLUGINS_DIR) module NAME.py
+    first, then installed entry points."""
+    directory = tmp_path / "dev"
+    directory.mkdir()
+    (directory / "devlab.py").write_text(HEAD.replace("REF =", "NAME = 'devlab'\nREF =") + SCENARIO)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("VIRTSCENARIO_")}
+    by_flag = subprocess.run([sys.executable, "-m", "virtscenario", "--plugins-dir", str(directory), "plugin",
+                              "check", "devlab"], capture_output=True, text=True, env=full, check=False, timeout=120)
+    by_env = run("devlab", VIRTSCENARIO_PLUGINS_DIR=str(directory))
+    for result in (by_flag, by_env):
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"Plugin devlab ({directory / 'devlab.py'}, from the plugins directory)"
+        assert any(line.startswith("  scenario devlab: valid XML offline and on a fake 8-CPU host;") for line in lines)
+        assert lines[-1] == "No problems found."
+    unknown = run("nolab", VIRTSCENARIO_PLUGINS_DIR=str(directory))
+    assert unknown.returncode == 1
+    [line] = unknown.stderr.splitlines()
+    assert line.startswith("Error: no plugin 'nolab' in the plugins directory or installed (plugins directory "
+                           f"{directory}: devlab; installed: computation, ")

@@ -90,24 +90,53 @@ class Target(FrozenRecord):
 
 # -- finding and loading ---------------------------------------------------------------
 def find_target(target: str) -> Target:
-    """NAME (an installed entry point or distribution) or PATH (project dir, package dir, ``.py`` file)."""
+    """NAME (a module of the plugins directory, an installed entry point or distribution) or PATH
+    (project dir, package dir, ``.py`` file)."""
     path = Path(target).expanduser()
     if os.sep in target or target.endswith(".py") or target in (".", "..") or path.exists():
         if not path.exists():
             raise ConfigError(f"{target}: no such file or directory")
         return _from_path(path.absolute())
-    return _from_entry_point(target)
+    directory = os.environ.get("VIRTSCENARIO_PLUGINS_DIR", "")
+    if directory:
+        found = _from_plugins_dir(target, Path(directory))
+        if found is not None:
+            return found
+    return _from_entry_point(target, directory)
 
 
-def _from_entry_point(name: str) -> Target:
+def _dir_plugins(directory: Path) -> list[str]:
+    """The plugins ``--plugins-dir`` loads from ``directory``: every ``*.py`` not starting with ``_``
+    (as :meth:`VirtscenarioPluginManager.load_directory` finds them)."""
+    try:
+        return sorted(n[:-3] for n in os.listdir(directory) if n.endswith(".py") and not n.startswith("_"))
+    except OSError:
+        return []
+
+
+def _from_plugins_dir(name: str, directory: Path) -> Optional[Target]:
+    """Plugin NAME of the plugins directory, named and imported as the CLI loads it (the directory's
+    plugins come before installed ones of the same name there too)."""
+    if name not in _dir_plugins(directory):
+        return None
+    path = (directory / f"{name}.py").absolute()
+    return Target(name, "", "", f"{path}, from the plugins directory", (path,),
+                  lambda: _import_file(f"virtscenario_plugins_dir.{name}", path))
+
+
+def _from_entry_point(name: str, directory: str = "") -> Target:
     from ..plugin.discovery import entry_points
     from ..plugin.manager import ENTRY_POINT_GROUP, ESSENTIAL_PLUGINS, norm
     eps = entry_points(ENTRY_POINT_GROUP)
     found = [ep for ep in eps if ep.name == name] or [ep for ep in eps if norm(ep.dist_name) == norm(name)]
     if not found:
         names = ", ".join(sorted(ep.name for ep in eps if ep.name not in ESSENTIAL_PLUGINS)) or "none"
-        raise ConfigError(f"no installed plugin {name[:60]!r} (installed: {names}); give a plugin project "
-                          "directory or a module file to check one that is not installed")
+        hint = "give a plugin project directory or a module file to check one that is not installed"
+        if directory:
+            local = ", ".join(_dir_plugins(Path(directory))) or "none"
+            raise ConfigError(f"no plugin {name[:60]!r} in the plugins directory or installed (plugins directory "
+                              f"{directory}: {local}; installed: {names}); {hint}")
+        raise ConfigError(f"no installed plugin {name[:60]!r} (installed: {names}); {hint}")
     if len(found) > 1:
         raise ConfigError(f"distribution {name!r} has several plugins ({', '.join(e.name for e in found)}): "
                           "check one by its entry-point name")

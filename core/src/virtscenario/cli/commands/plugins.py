@@ -132,8 +132,9 @@ def plugin_new(name: str, directory: Optional[str], core_source: Optional[str]) 
 def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
     """Check one plugin, alone with the core's essential plugins: every problem in one list.
 
-    NAME is an installed plugin (entry-point or distribution name); PATH is a plugin project
-    directory (default: the current directory), a package directory or a module file. The
+    NAME is a module NAME.py of --plugins-dir (VIRTSCENARIO_PLUGINS_DIR) or an installed plugin
+    (entry-point or distribution name); PATH is a plugin project directory (default: the
+    current directory), a package directory or a module file. The
     check lints the plugin, calls each registration hook, renders each of its scenarios
     offline and on a fake host, validates the XML against libvirt's RelaxNG schema (a missing
     schema is a problem), plans the host, runs its host checks on the fake host, and sees
@@ -144,6 +145,7 @@ def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
       virtscenario plugin check
       virtscenario plugin check ./virtscenario-lab
       virtscenario plugin check softrt --json
+      virtscenario --plugins-dir ./dev plugin check headless
     """
     from ...sdk.check import check_plugin
     from ..app import BUILTIN_COMMANDS, LazyGroup
