@@ -137,8 +137,11 @@ def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
     current directory), a package directory or a module file. The
     check lints the plugin, calls each registration hook, renders each of its scenarios
     offline and on a fake host, validates the XML against libvirt's RelaxNG schema (a missing
-    schema is a problem), plans the host, runs its host checks on the fake host, and sees
-    whether its per-VM hooks change other scenarios' VMs. Exit status 1 on any problem.
+    schema is a problem), plans the host, runs its host checks on the fake host, and calls
+    every other hook it implements on the VMs of other scenarios (the core's defaults and
+    the installed built-in ones): do its per-VM hooks and rules fail on them or change them,
+    does host_plan take their host requirements, does verify_checks run on a fake guest.
+    Exit status 1 on any problem.
 
     \b
     Examples:
