@@ -434,6 +434,43 @@ def host_plan(requirements, host):
     assert report.problems[0].message.startswith("wrote to the host: host_plan only plans")
 
 
+def test_per_vm_hooks_are_checked_although_registration_failed(tmp_path: Path, builtins: dict) -> None:
+    """One run reports every problem: a failing registration hook does not hide a postprocess_xml that breaks
+    every other scenario's XML, nor a customize_model that raises on them."""
+    path = tmp_path / "vscheck_both.py"
+    path.write_text("NAME = 'vscheck-both'\n" + HEAD + '''
+from virtscenario.api import SettingSpec
+
+@hookimpl
+def register_settings():
+    yield SettingSpec("vscheckboth.knob", "int", 1, "a knob", rationale="r", reference=REF)
+
+@hookimpl
+def register_scenarios():
+    raise RuntimeError("no scenario today")
+
+@hookimpl
+def postprocess_xml(root, settings, context):
+    if settings.value("vscheckboth.knob") == 1:  # its own setting: still declared for this check
+        from lxml import etree
+        etree.SubElement(root.find("devices"), "nonsense")
+
+@hookimpl
+def customize_model(domain, settings, context):
+    if context.scenario.name == "desktop":
+        raise KeyError("oops")
+''')
+    report = check_plugin(str(path), builtin_commands=builtins)
+    assert [(p.hook, p.scenario) for p in report.problems] == [
+        ("register_scenarios", ""), ("postprocess_xml", "plugin-check-probe, computation, securevm"),
+        ("customize_model", "desktop")]
+    assert report.problems[0].message == "raised RuntimeError: no scenario today"
+    assert "plugin 'vscheck_both' (postprocess_xml) made the domain XML invalid" in report.problems[1].message
+    assert "failed in customize_model: KeyError: 'oops'" in report.problems[2].message
+    assert report.done[-1] == ("its own scenarios were not rendered: the core disables a plugin whose "
+                               "registration fails, so fix those problems first")
+
+
 def test_verify_checks_run_on_a_fake_guest(tmp_path: Path, builtins: dict) -> None:
     """verify_checks gets each VM the check generated and a guest whose files match the VM; what the fake
     guest cannot do (programs, agent commands) is said, not a problem; a crash or a wrong type is."""

@@ -9,7 +9,8 @@ its scenarios offline and on a fake host (settings, hooks, rules, RelaxNG valida
 a problem), plan the host for it and run its host checks on the fake host. Every other hook it implements
 runs too, on VMs of other scenarios (the core's defaults and each installed built-in scenario): its per-VM
 hooks and rules (do they fail, or change those VMs?), ``host_plan`` with each one's host requirements, and
-``verify_checks`` against a fake guest shaped like each VM.
+``verify_checks`` against a fake guest shaped like each VM. When its registration fails (the core would
+disable it), its per-VM hooks still run there, without its registration hooks, so one run lists every problem.
 """
 
 from __future__ import annotations
@@ -348,6 +349,9 @@ class _Registered(Record):
     checks: list[Any]
     #: The core would disable the plugin (a hook raised, a wrong type, a redeclared key): nothing to render.
     disabled: bool
+    specs: list[Any] = field(default_factory=list)  # the setting specs accepted
+    rules: list[Any] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)  # registration hooks that raised or yielded a wrong type
 
 
 def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mapping[str, Any]) -> _Registered:
@@ -357,6 +361,7 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
     kinds = {"SettingSpec": SettingSpec, "Scenario": vtypes.Scenario, "DomainRule": vtypes.DomainRule,
              "HostCheck": vtypes.HostCheck}
     disabled = False
+    failed: set[str] = set()
     results: dict[str, list[Any]] = {}
     for hook, kind in REGISTRATION:
         items = _call(report, pm, hook, plugin)
@@ -366,10 +371,11 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
         if items is None or wrong:
             # What create registers together: a failure there disables the plugin for every VM.
             disabled = disabled or hook != "host_checks"
+            failed.add(hook)
             continue
         results[hook] = items
     registry = SettingRegistry()
-    keys = []
+    keys, specs = [], []
     for spec in results.get("register_settings", []):
         if spec.key in registry:
             owner = registry.owner(spec.key)
@@ -379,6 +385,7 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
             continue
         registry.add(spec, plugin)
         keys.append(spec.key)
+        specs.append(spec)
         if spec.default is not None:
             try:
                 registry.coerce(spec.key, spec.default)
@@ -407,7 +414,8 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
     report.done.append(f"registration: {len(keys)} setting(s), {len(names)} scenario(s), "
                        f"{len(results.get('domain_rules', []))} rule(s), "
                        f"{len(results.get('host_checks', []))} host check(s)")
-    return _Registered(results.get("register_scenarios", []), results.get("host_checks", []), disabled)
+    return _Registered(results.get("register_scenarios", []), results.get("host_checks", []), disabled, specs,
+                       results.get("domain_rules", []), failed)
 
 
 def _check_commands(report: Report, pm: Any, plugin: str, builtin_commands: Mapping[str, Any]) -> None:
@@ -614,16 +622,36 @@ def _references(report: Report, plugin: str, host: Any, store: Path, schema: Opt
     return _References(plugins, vms)
 
 
+def _proxy(pm: Any, plugin: str, registered: _Registered) -> object:
+    """The plugin's hooks that run for every VM, without its registration hooks (one of them failed), plus
+    the settings and rules the check accepted: what a fixed registration would bring to other VMs."""
+    from .. import hookimpl
+    subject = pm.get_plugin(plugin)
+    proxy = types.SimpleNamespace(VIRTSCENARIO_API=getattr(subject, "VIRTSCENARIO_API", None))
+    for hook in PER_VM_HOOKS:
+        impl = _impl(pm, hook, plugin)
+        if impl is not None:
+            setattr(proxy, hook, impl.function)  # keeps its @hookimpl options
+    specs, rules = list(registered.specs), list(registered.rules)
+    if specs:
+        proxy.register_settings = hookimpl(lambda: specs)
+    if rules:
+        proxy.domain_rules = hookimpl(lambda: rules)
+    return proxy
+
+
 def _other_scenarios(report: Report, pm: Any, plugin: str, registered: _Registered, references: _References,
                      host: Any, store: Path, schema: Optional[str]) -> None:
     """The reference VMs generated again with the plugin: per-VM hooks that change them act on every
     scenario's VMs. A problem for a plugin that brings its own scenarios (it forgot to test
-    ``context.scenario.name``); what a site-policy plugin (no scenario of its own) is for."""
+    ``context.scenario.name``); what a site-policy plugin (no scenario of its own) is for. When the
+    plugin's registration failed, its per-VM hooks still run here (without its registration hooks), so
+    one run reports their problems too."""
     from ..plugin.hooks import Catalog
     implemented = [h for h in OTHER_VM_HOOKS if _impl(pm, h, plugin) is not None]
-    if not implemented or not references.vms or registered.disabled:
+    if not implemented or not references.vms:
         return
-    subject = pm.get_plugin(plugin)
+    subject = _proxy(pm, plugin, registered) if registered.disabled else pm.get_plugin(plugin)
     try:
         catalog = Catalog(_reference_pm(references.plugins, (plugin, subject)))
     except Exception as exc:  # noqa: BLE001 - e.g. another API version: already reported at load
@@ -642,7 +670,7 @@ def _other_scenarios(report: Report, pm: Any, plugin: str, registered: _Register
     if not checked:
         return
     hooks = ", ".join(implemented)
-    has_scenarios = bool(registered.scenarios)
+    has_scenarios = bool(registered.scenarios) or "register_scenarios" in registered.failed
     if changed and has_scenarios:
         changers = [h for h in implemented if h in PER_VM_HOOKS] or implemented
         report.problem(changers[0] if len(changers) == 1 else "per-VM hooks",
