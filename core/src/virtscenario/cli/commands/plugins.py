@@ -148,7 +148,6 @@ def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
       virtscenario plugin check
       virtscenario plugin check ./virtscenario-lab
       virtscenario plugin check softrt --json
-      virtscenario --plugins-dir ./dev plugin check headless
     """
     from ...sdk.check import check_plugin
     from ..app import BUILTIN_COMMANDS, LazyGroup
