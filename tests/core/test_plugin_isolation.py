@@ -217,6 +217,80 @@ def test_register_commands_failure_leaves_help_and_host_commands(plugins_dir: Pa
     assert strict.returncode == 1 and "failed in register_commands" in strict.stderr
 
 
+PARTIAL_COMMANDS = {
+    # Adds a root command, a subcommand to a built-in group and an option to a built-in command, then fails.
+    "cmd_partial": '''
+import click
+from virtscenario.api import command_group, hookimpl
+VIRTSCENARIO_API = (1, 2)
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("partialcmd")
+    def partialcmd():
+        click.echo("partial ran")
+
+    @command_group(cli, "host").command("partial-sub")
+    def partial_sub():
+        click.echo("partial sub ran")
+
+    cli.builtin("create").params.append(click.Option(["--partial-flag"], is_flag=True))
+    raise RuntimeError("half done")
+''',
+    # Registered before and after cmd_partial in call order: their commands stay.
+    "a_cmd": '''
+import click
+from virtscenario.api import command_group, hookimpl
+VIRTSCENARIO_API = (1, 2)
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("acmd")
+    def acmd():
+        click.echo("a ran")
+''',
+    "z_cmd": '''
+import click
+from virtscenario.api import command_group, hookimpl
+VIRTSCENARIO_API = (1, 2)
+
+@hookimpl
+def register_commands(cli):
+    @command_group(cli, "host").command("z-sub")
+    def z_sub():
+        click.echo("z sub ran")
+''',
+}
+
+
+def test_a_failing_register_commands_leaves_none_of_its_commands(tmp_path: Path) -> None:
+    """Disabled "with everything it contributed": what the hook added before it raised is removed,
+    and only that: the other plugins' commands (before and after it in call order) stay."""
+    for name, code in PARTIAL_COMMANDS.items():
+        (tmp_path / f"{name}.py").write_text(code)
+    helped = run("--help", directory=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    listed = [line.split()[0] for line in helped.stdout.splitlines() if line.startswith("  ") and line.split()]
+    assert "acmd" in listed and "create" in listed and "partialcmd" not in listed
+    [line] = warnings_about(helped.stderr, "cmd_partial")
+    assert "failed in register_commands (RuntimeError: half done)" in line
+    host_help = run("host", "--help", directory=tmp_path)
+    block = host_help.stdout.partition("Commands:\n")[2].partition("\n\n")[0]
+    subs = {line.split()[0] for line in block.splitlines()}
+    assert {"check", "plan", "z-sub"} <= subs  # the core's, host tuning's and z_cmd's
+    assert "partial-sub" not in host_help.stdout
+    assert "--partial-flag" not in run("create", "--help", directory=tmp_path).stdout
+    ran = run("partialcmd", directory=tmp_path)
+    assert ran.returncode == 2 and "partial ran" not in ran.stdout
+    assert "No such command 'partialcmd'" in ran.stderr
+    sub = run("host", "partial-sub", directory=tmp_path)
+    assert sub.returncode == 2 and "No such command 'partial-sub'" in sub.stderr
+    assert run("acmd", directory=tmp_path).stdout == "a ran\n"
+    assert run("host", "z-sub", directory=tmp_path).stdout == "z sub ran\n"
+    infos = {p["name"]: p for p in json.loads(run("plugins", "list", "--json", directory=tmp_path).stdout)}
+    assert infos["cmd_partial"]["status"] == "error" and infos["a_cmd"]["status"] == "active"
+
+
 def test_host_check_report_survives_failing_plugins(plugins_dir: Path, fake_host: Path) -> None:
     result = run("--host-root", str(fake_host), "host", "check", "--json", directory=plugins_dir)
     rows = {r["name"]: r for r in json.loads(result.stdout)}

@@ -135,7 +135,7 @@ def host_checks():
 @hookimpl
 def host_plan(requirements, host):
     raise RuntimeError("cannot plan")
-''', "host_plan", "failed in host_plan: RuntimeError: cannot plan"),
+''', "host_plan", "raised RuntimeError: cannot plan"),
     "command_clash": (SCENARIO + '''
 @hookimpl
 def register_commands(cli):
@@ -157,6 +157,11 @@ def register_commands(cli):
     raise RuntimeError("no commands")
 ''', "register_commands", "raised RuntimeError: no commands"),
 }
+
+
+#: The VMs of other scenarios the check runs a plugin's per-VM hooks, host_plan and verify_checks on: the
+#: core's defaults, then the built-in scenarios (installed here, as scripts/setup.sh installs them).
+OTHERS = ["plugin-check-probe", "computation", "desktop", "securevm"]
 
 
 @pytest.fixture(scope="module")
@@ -229,14 +234,18 @@ def register_commands(cli):
     assert report.hooks == ("customize_model", "domain_rules", "host_checks", "host_plan", "postprocess_xml",
                             "register_commands", "register_scenarios", "register_settings")
     assert report.scenarios == ("vscheck-good",)
-    assert report.done == [
+    assert report.done[:5] == [
         "register_commands: host lab-clean",
         "registration: 1 setting(s), 1 scenario(s), 1 rule(s), 1 host check(s)",
         "host check tun: WARN on the fake host (checked)",
         "scenario vscheck-good: valid XML offline and on a fake 8-CPU host; 1 host requirement(s), 1 host plan "
         "change(s) from this plugin",
-        "customize_model, postprocess_xml: leave the VMs of other scenarios",
+        f"customize_model, postprocess_xml, domain_rules: leave the VMs of other scenarios ({', '.join(OTHERS)})",
     ]
+    # host_plan also gets each other scenario's requirements (their numbers are those scenarios' business).
+    [planned] = report.done[5:]
+    assert planned.startswith("host_plan for other scenarios' VMs on the fake host: plugin-check-probe: ")
+    assert [part.split(":")[0] for part in planned.partition("host: ")[2].split("; ")] == OTHERS
 
 
 def test_a_site_policy_plugin_may_change_every_vm(tmp_path: Path, builtins: dict) -> None:
@@ -248,7 +257,8 @@ def scenario_overrides(scenario):
 ''')
     report = check_plugin(str(path), builtin_commands=builtins)
     assert report.problems == []
-    assert report.done[-1] == "scenario_overrides: change the VMs of other scenarios (a site policy: intended?)"
+    assert report.done[-1] == ("scenario_overrides: change the VMs of other scenarios (plugin-check-probe, desktop; "
+                               "a site policy: intended?)")  # computation and securevm are headless already
 
 
 def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -340,3 +350,160 @@ def host_checks():
     report = check_plugin(str(path), builtin_commands=builtins)
     assert [(p.hook, p.scenario) for p in report.problems] == [("host_checks", ""),
                                                                 ("register_scenarios", "vscheck-two")]
+
+
+def test_name_finds_a_plugin_of_the_plugins_directory(tmp_path: Path) -> None:
+    """NAME resolves like the CLI loads plugins: the --plugins-dir (VIRTSCENARIO_PLUGINS_DIR) module NAME.py
+    first, then installed entry points."""
+    directory = tmp_path / "dev"
+    directory.mkdir()
+    (directory / "devlab.py").write_text(HEAD.replace("REF =", "NAME = 'devlab'\nREF =") + SCENARIO)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("VIRTSCENARIO_")}
+    by_flag = subprocess.run([sys.executable, "-m", "virtscenario", "--plugins-dir", str(directory), "plugin",
+                              "check", "devlab"], capture_output=True, text=True, env=full, check=False, timeout=120)
+    by_env = run("devlab", VIRTSCENARIO_PLUGINS_DIR=str(directory))
+    for result in (by_flag, by_env):
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"Plugin devlab ({directory / 'devlab.py'}, from the plugins directory)"
+        assert any(line.startswith("  scenario devlab: valid XML offline and on a fake 8-CPU host;") for line in lines)
+        assert lines[-1] == "No problems found."
+    unknown = run("nolab", VIRTSCENARIO_PLUGINS_DIR=str(directory))
+    assert unknown.returncode == 1
+    [line] = unknown.stderr.splitlines()
+    assert line.startswith("Error: no plugin 'nolab' in the plugins directory or installed (plugins directory "
+                           f"{directory}: devlab; installed: computation, ")
+
+
+def _hookspecs() -> dict[str, tuple[str, ...]]:
+    from virtscenario.plugin.manager import VirtscenarioPluginManager
+    pm = VirtscenarioPluginManager()
+    return {name: tuple(getattr(pm.hook, name).spec.argnames) for name in pm.spec_names()}
+
+
+@pytest.mark.parametrize("hook", sorted(_hookspecs()))
+def test_every_hook_a_plugin_implements_is_called(hook: str, tmp_path: Path, builtins: dict) -> None:
+    """A plugin implementing only HOOK, which raises: the check must have called it, so "No problems found"
+    means every hook ran at least once (a new hookspec the check does not call fails here)."""
+    path = tmp_path / f"only_{hook}.py"
+    path.write_text(HEAD + f"\n@hookimpl\ndef {hook}({', '.join(_hookspecs()[hook])}):\n"
+                           f"    raise RuntimeError('boom in {hook}')\n")
+    report = check_plugin(str(path), builtin_commands=builtins)
+    assert [p.hook for p in report.problems] == [hook], report.problems
+    assert f"RuntimeError: boom in {hook}" in report.problems[0].message
+
+
+def test_host_plan_gets_the_requirements_of_every_builtin_scenario(tmp_path: Path) -> None:
+    """The issue's case: a host_plan that raises, in a plugin without scenarios, is found (it was "No problems
+    found." while create failed with it); one problem, with the scenarios whose VMs it failed for."""
+    directory = tmp_path / "dev"
+    directory.mkdir()
+    (directory / "cm.py").write_text(HEAD + '''
+@hookimpl
+def host_plan(requirements, host):
+    raise ValueError("plan boom")
+''')
+    result = run("cm", VIRTSCENARIO_PLUGINS_DIR=str(directory))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.endswith(f"1 problem:\n  - cm (host_plan, scenarios {', '.join(OTHERS)}): raised "
+                                  "ValueError: plan boom\n")
+    # Only for the requirements a scenario really has: a plugin that fails on hugepages fails for computation.
+    (directory / "cm.py").write_text(HEAD + '''
+@hookimpl
+def host_plan(requirements, host):
+    for req in requirements:
+        if req.key == "host.hugepages" and req.value:
+            raise KeyError(req.key)
+    return []
+''')
+    [problem] = json.loads(run("cm", "--json", VIRTSCENARIO_PLUGINS_DIR=str(directory)).stdout)["problems"]
+    assert problem == {"hook": "host_plan", "scenario": "computation", "message": "raised KeyError: 'host.hugepages'"}
+
+
+def test_host_plan_must_not_write_to_the_host(tmp_path: Path, builtins: dict) -> None:
+    path = tmp_path / "writer.py"
+    path.write_text(HEAD + '''
+@hookimpl
+def host_plan(requirements, host):
+    with open(host.path("/proc/sys/vm/swappiness"), "w") as handle:
+        handle.write("10\\n")
+    return []
+''')
+    report = check_plugin(str(path), builtin_commands=builtins)
+    assert [(p.hook, p.scenario) for p in report.problems] == [("host_plan", ", ".join(OTHERS))]
+    assert report.problems[0].message.startswith("wrote to the host: host_plan only plans")
+
+
+def test_per_vm_hooks_are_checked_although_registration_failed(tmp_path: Path, builtins: dict) -> None:
+    """One run reports every problem: a failing registration hook does not hide a postprocess_xml that breaks
+    every other scenario's XML, nor a customize_model that raises on them."""
+    path = tmp_path / "vscheck_both.py"
+    path.write_text("NAME = 'vscheck-both'\n" + HEAD + '''
+from virtscenario.api import SettingSpec
+
+@hookimpl
+def register_settings():
+    yield SettingSpec("vscheckboth.knob", "int", 1, "a knob", rationale="r", reference=REF)
+
+@hookimpl
+def register_scenarios():
+    raise RuntimeError("no scenario today")
+
+@hookimpl
+def postprocess_xml(root, settings, context):
+    if settings.value("vscheckboth.knob") == 1:  # its own setting: still declared for this check
+        from lxml import etree
+        etree.SubElement(root.find("devices"), "nonsense")
+
+@hookimpl
+def customize_model(domain, settings, context):
+    if context.scenario.name == "desktop":
+        raise KeyError("oops")
+''')
+    report = check_plugin(str(path), builtin_commands=builtins)
+    assert [(p.hook, p.scenario) for p in report.problems] == [
+        ("register_scenarios", ""), ("postprocess_xml", "plugin-check-probe, computation, securevm"),
+        ("customize_model", "desktop")]
+    assert report.problems[0].message == "raised RuntimeError: no scenario today"
+    assert "plugin 'vscheck_both' (postprocess_xml) made the domain XML invalid" in report.problems[1].message
+    assert "failed in customize_model: KeyError: 'oops'" in report.problems[2].message
+    assert report.done[-1] == ("its own scenarios were not rendered: the core disables a plugin whose "
+                               "registration fails, so fix those problems first")
+
+
+def test_verify_checks_run_on_a_fake_guest(tmp_path: Path, builtins: dict) -> None:
+    """verify_checks gets each VM the check generated and a guest whose files match the VM; what the fake
+    guest cannot do (programs, agent commands) is said, not a problem; a crash or a wrong type is."""
+    good = tmp_path / "vscheck_verify.py"
+    good.write_text("NAME = 'vscheck-verify'\n" + HEAD + SCENARIO + '''
+from virtscenario.api import GuestCheck
+
+@hookimpl
+def verify_checks(vm, guest):
+    if guest.is_linux:
+        seen = guest.read("/proc/sys/kernel/hostname").strip()
+        cpus = guest.read("/proc/cpuinfo").count("processor")
+        yield GuestCheck("hostname", vm.name, seen, seen == vm.name)
+        yield GuestCheck("vCPUs", str(vm.domain.findtext("vcpu")), str(cpus), str(cpus) == vm.domain.findtext("vcpu"))
+        if vm.scenario == NAME:
+            assert vm.settings["vm.vcpus"] == 2 and vm.domain.findtext("vcpu") == "2"
+            yield GuestCheck("dmesg", "clean", guest.run(["dmesg"]).stdout, True)
+''')
+    report = check_plugin(str(good), builtin_commands=builtins)
+    assert report.problems == []
+    assert report.done[-2] == ("verify_checks on a fake guest: row(s) per VM: plugin-check-probe: 2, computation: 2, "
+                               "desktop: 2, securevm: 2")
+    assert report.done[-1] == ("verify_checks needed more than the fake guest offers (vscheck-verify: guest-exec "
+                               "'dmesg': plugin check's fake guest runs no program but cat)")
+    bad = tmp_path / "vscheck_badverify.py"
+    bad.write_text("NAME = 'vscheck-badverify'\n" + HEAD + SCENARIO + '''
+@hookimpl
+def verify_checks(vm, guest):
+    if vm.scenario == NAME:
+        return [("hostname", "x", "y", True)]
+    return [1 / len(vm.settings["vm.name"] if "vm.name" in vm.settings else "")]
+''')
+    report = check_plugin(str(bad), builtin_commands=builtins)
+    assert [(p.hook, p.scenario, p.message) for p in report.problems] == [
+        ("verify_checks", "vscheck-badverify", "must yield GuestCheck items, got tuple"),
+        ("verify_checks", ", ".join(OTHERS), "raised ZeroDivisionError: division by zero")]

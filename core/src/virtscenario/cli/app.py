@@ -12,7 +12,7 @@ import gc
 import inspect
 import os
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 import click
 
@@ -66,9 +66,33 @@ def load_plugin_commands(root: click.Group) -> None:
         for name in BUILTIN_COMMANDS:  # so a plugin can extend a built-in group (host plan, ...)
             root.builtin(name)
     from ..plugin.hooks import Catalog
-    Catalog().call("register_commands", cli=root)
+    Catalog().register_commands(root, lambda: _command_tree_undo(root))
     for command in root.commands.values():
         examples_last(command)
+
+
+def _command_tree_undo(root: click.Group) -> Callable[[], None]:
+    """Snapshot the command tree (each group's commands, each command's options) before one plugin's
+    register_commands; the returned undo restores it, so a plugin that fails half-way leaves nothing
+    (its own commands, subcommands of built-in groups, options on built-in commands) and the other
+    plugins' commands stay."""
+    commands: list[tuple[click.Group, dict[str, click.Command]]] = []
+    params: list[tuple[click.Command, list[click.Parameter]]] = []
+    stack: list[click.Command] = [root]
+    while stack:
+        command = stack.pop()
+        params.append((command, list(command.params)))
+        if isinstance(command, click.Group):
+            commands.append((command, dict(command.commands)))
+            stack.extend(command.commands.values())
+
+    def undo() -> None:
+        for group, saved in commands:
+            group.commands.clear()
+            group.commands.update(saved)
+        for command, saved_params in params:
+            command.params[:] = saved_params
+    return undo
 
 
 class LazyGroup(click.Group):

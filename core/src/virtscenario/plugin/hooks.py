@@ -9,7 +9,7 @@ plugin disabled by a failure in any registration hook contributes nothing at all
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..errors import PluginError
 from ..records import FrozenRecord, frozen_record
@@ -143,8 +143,13 @@ class Catalog:
         return results[0] if results else None
 
     def call(self, hook_name: str, **kwargs: Any) -> None:
-        """Hooks that act rather than contribute (customize_model, postprocess_xml, register_commands)."""
+        """Hooks that act rather than contribute (customize_model, postprocess_xml)."""
         self.pm.collect(hook_name, **kwargs)
+
+    def register_commands(self, cli: Any, snapshot: Callable[[], Callable[[], None]]) -> None:
+        """``register_commands(cli)``; ``snapshot()`` (taken before each plugin's call) returns the
+        undo that removes what a plugin added before its call failed."""
+        self.pm.collect_undoable("register_commands", snapshot, cli=cli)
 
     # -- host ----------------------------------------------------------------------------
     def host_checks(self) -> list[tuple[str, HostCheck]]:

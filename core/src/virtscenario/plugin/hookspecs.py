@@ -246,7 +246,8 @@ def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``virtscenario`` CLI.
 
     Called only when a command that is not built in is looked up or when help
-    lists commands, so plugins cost nothing for ``--version``.
+    lists commands, so plugins cost nothing for ``--version``. An exception
+    disables the plugin for the run and removes what it added before raising.
 
     Example::
 

@@ -101,6 +101,8 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
         self._failed: dict[str, str] = {}  # plugin -> message, unregistered after the hook call
         #: Plugins a registration failure disabled in this process.
         self.disabled_in_run: set[str] = set()
+        #: hook -> snapshot(): taken before each plugin's call, its undo() run when that call fails.
+        self._undo: dict[str, Callable[[], Callable[[], None]]] = {}
 
     # -- loading -----------------------------------------------------------------------
     def load_entrypoints(self, disabled: Iterable[str] = (), entry_points: Optional[Iterable[Any]] = None) -> None:
@@ -265,20 +267,21 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
 
         @functools.wraps(fn)
         def call(*args: Any, **kw: Any) -> Any:
+            snapshot = self._undo.get(hook_name) if isolated else None
+            undo = snapshot() if snapshot is not None else None
             try:
                 result = fn(*args, **kw)
                 if isinstance(result, types.GeneratorType):
                     result = list(result)
-            except VirtscenarioError as exc:
-                if isolated:
-                    self.isolate(plugin, hook_name, str(exc))
-                    return None
-                raise
             except Exception as exc:
-                if isolated:
-                    self.isolate(plugin, hook_name, one_line(exc))
-                    return None
-                raise PluginHookError(plugin, hook_name, exc) from exc
+                if not isolated:
+                    if isinstance(exc, VirtscenarioError):
+                        raise
+                    raise PluginHookError(plugin, hook_name, exc) from exc
+                if undo is not None:
+                    undo()  # what the hook changed before it failed goes with the plugin
+                self.isolate(plugin, hook_name, str(exc) if isinstance(exc, VirtscenarioError) else one_line(exc))
+                return None
             if result is not None and self._records:
                 self._records[-1].append((plugin, result))
             return result
@@ -286,6 +289,17 @@ class VirtscenarioPluginManager(pluggy.PluginManager):
         new = pluggy.HookImpl(impl.plugin, plugin, call, impl.opts)
         self._wrapped[id(impl)] = (impl, new)
         return new
+
+    def collect_undoable(self, hook_name: str, snapshot: Callable[[], Callable[[], None]],
+                         **kwargs: Any) -> list[tuple[str, Any]]:
+        """:meth:`collect` for a registration hook that changes its arguments in place
+        (``register_commands``): ``snapshot()`` runs before each plugin's implementation and returns an
+        ``undo()`` that is run if that implementation fails, so a disabled plugin leaves nothing behind."""
+        self._undo[hook_name] = snapshot
+        try:
+            return self.collect(hook_name, **kwargs)
+        finally:
+            del self._undo[hook_name]
 
     def isolate(self, plugin: str, hook_name: str, message: str) -> None:
         """A registration hook of ``plugin`` failed (raised, or returned something unusable): disable

@@ -6,8 +6,11 @@ lint it (hooks without ``@hookimpl``, no ``VIRTSCENARIO_API``, imports of core i
 module level); call each registration hook on its own, so one failure does not hide the next; check what
 they return (types, setting specs and their defaults, scenario names, command names); then render each of
 its scenarios offline and on a fake host (settings, hooks, rules, RelaxNG validation: a missing schema is
-a problem), plan the host for it, run its host checks on the fake host, and render a scenario of the
-core's to see whether the plugin's per-VM hooks change other scenarios' VMs.
+a problem), plan the host for it and run its host checks on the fake host. Every other hook it implements
+runs too, on VMs of other scenarios (the core's defaults and each installed built-in scenario): its per-VM
+hooks and rules (do they fail, or change those VMs?), ``host_plan`` with each one's host requirements, and
+``verify_checks`` against a fake guest shaped like each VM. When its registration fails (the core would
+disable it), its per-VM hooks still run there, without its registration hooks, so one run lists every problem.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ REGISTRATION = (("register_settings", "SettingSpec"), ("register_scenarios", "Sc
 #: Hooks that run for every VM, whatever its scenario.
 PER_VM_HOOKS = ("scenario_overrides", "customize_model", "postprocess_xml", "select_machine",
                 "select_launch_security")
+#: What the check runs on other scenarios' VMs (rules too are checked on every VM).
+OTHER_VM_HOOKS = (*PER_VM_HOOKS, "domain_rules")
 #: Modules a plugin should import inside its hooks, not at module level (every command imports plugins).
 HEAVY_MODULES = ("lxml", "libvirt", "yaml", "requests")
 #: The scenario the check renders to see what the plugin does to other scenarios' VMs.
 PROBE_SCENARIO = "plugin-check-probe"
+PROBE_PLUGIN = "plugin_check_probe"
 VM_NAME = "plugin-check"
 
 
@@ -51,7 +57,7 @@ class Problem(FrozenRecord):
         return {"hook": self.hook, "scenario": self.scenario, "message": self.message}
 
     def text(self, plugin: str) -> str:
-        where = f", scenario {self.scenario}" if self.scenario else ""
+        where = f", scenario{'s' if ', ' in self.scenario else ''} {self.scenario}" if self.scenario else ""
         return f"{plugin} ({self.hook}{where}): {self.message}"
 
 
@@ -67,6 +73,13 @@ class Report(Record):
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, hook: str, message: str, scenario: str = "") -> None:
+        """Record a problem; the same one in another scenario only adds that scenario to its list."""
+        for index, seen in enumerate(self.problems):
+            if (seen.hook, seen.message) == (hook, message):
+                if scenario and scenario not in seen.scenario.split(", "):
+                    both = f"{seen.scenario}, {scenario}" if seen.scenario else scenario
+                    self.problems[index] = Problem(hook, message, both)
+                return
         self.problems.append(Problem(hook, message, scenario))
 
     def as_json(self) -> dict[str, Any]:
@@ -90,24 +103,53 @@ class Target(FrozenRecord):
 
 # -- finding and loading ---------------------------------------------------------------
 def find_target(target: str) -> Target:
-    """NAME (an installed entry point or distribution) or PATH (project dir, package dir, ``.py`` file)."""
+    """NAME (a module of the plugins directory, an installed entry point or distribution) or PATH
+    (project dir, package dir, ``.py`` file)."""
     path = Path(target).expanduser()
     if os.sep in target or target.endswith(".py") or target in (".", "..") or path.exists():
         if not path.exists():
             raise ConfigError(f"{target}: no such file or directory")
         return _from_path(path.absolute())
-    return _from_entry_point(target)
+    directory = os.environ.get("VIRTSCENARIO_PLUGINS_DIR", "")
+    if directory:
+        found = _from_plugins_dir(target, Path(directory))
+        if found is not None:
+            return found
+    return _from_entry_point(target, directory)
 
 
-def _from_entry_point(name: str) -> Target:
+def _dir_plugins(directory: Path) -> list[str]:
+    """The plugins ``--plugins-dir`` loads from ``directory``: every ``*.py`` not starting with ``_``
+    (as :meth:`VirtscenarioPluginManager.load_directory` finds them)."""
+    try:
+        return sorted(n[:-3] for n in os.listdir(directory) if n.endswith(".py") and not n.startswith("_"))
+    except OSError:
+        return []
+
+
+def _from_plugins_dir(name: str, directory: Path) -> Optional[Target]:
+    """Plugin NAME of the plugins directory, named and imported as the CLI loads it (the directory's
+    plugins come before installed ones of the same name there too)."""
+    if name not in _dir_plugins(directory):
+        return None
+    path = (directory / f"{name}.py").absolute()
+    return Target(name, "", "", f"{path}, from the plugins directory", (path,),
+                  lambda: _import_file(f"virtscenario_plugins_dir.{name}", path))
+
+
+def _from_entry_point(name: str, directory: str = "") -> Target:
     from ..plugin.discovery import entry_points
     from ..plugin.manager import ENTRY_POINT_GROUP, ESSENTIAL_PLUGINS, norm
     eps = entry_points(ENTRY_POINT_GROUP)
     found = [ep for ep in eps if ep.name == name] or [ep for ep in eps if norm(ep.dist_name) == norm(name)]
     if not found:
         names = ", ".join(sorted(ep.name for ep in eps if ep.name not in ESSENTIAL_PLUGINS)) or "none"
-        raise ConfigError(f"no installed plugin {name[:60]!r} (installed: {names}); give a plugin project "
-                          "directory or a module file to check one that is not installed")
+        hint = "give a plugin project directory or a module file to check one that is not installed"
+        if directory:
+            local = ", ".join(_dir_plugins(Path(directory))) or "none"
+            raise ConfigError(f"no plugin {name[:60]!r} in the plugins directory or installed (plugins directory "
+                              f"{directory}: {local}; installed: {names}); {hint}")
+        raise ConfigError(f"no installed plugin {name[:60]!r} (installed: {names}); {hint}")
     if len(found) > 1:
         raise ConfigError(f"distribution {name!r} has several plugins ({', '.join(e.name for e in found)}): "
                           "check one by its entry-point name")
@@ -286,8 +328,8 @@ def _impl(pm: Any, hook: str, plugin: str) -> Any:
     return None
 
 
-def _call(report: Report, pm: Any, hook: str, plugin: str, **kwargs: Any) -> Optional[list[Any]]:
-    """Call ``plugin``'s own implementation of ``hook``; a failure is a problem, None."""
+def _call(report: Report, pm: Any, hook: str, plugin: str, at: str = "", **kwargs: Any) -> Optional[list[Any]]:
+    """Call ``plugin``'s own implementation of ``hook``; a failure is a problem (in scenario ``at``), None."""
     impl = _impl(pm, hook, plugin)
     if impl is None:
         return []
@@ -297,7 +339,7 @@ def _call(report: Report, pm: Any, hook: str, plugin: str, **kwargs: Any) -> Opt
             return []
         return list(result) if isinstance(result, (list, tuple, set, types.GeneratorType)) else [result]
     except Exception as exc:  # noqa: BLE001 - reported, and the next hook is still checked
-        report.problem(hook, f"raised {_one_line(exc)}")
+        report.problem(hook, f"raised {_one_line(exc)}", at)
         return None
 
 
@@ -307,6 +349,9 @@ class _Registered(Record):
     checks: list[Any]
     #: The core would disable the plugin (a hook raised, a wrong type, a redeclared key): nothing to render.
     disabled: bool
+    specs: list[Any] = field(default_factory=list)  # the setting specs accepted
+    rules: list[Any] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)  # registration hooks that raised or yielded a wrong type
 
 
 def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mapping[str, Any]) -> _Registered:
@@ -316,6 +361,7 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
     kinds = {"SettingSpec": SettingSpec, "Scenario": vtypes.Scenario, "DomainRule": vtypes.DomainRule,
              "HostCheck": vtypes.HostCheck}
     disabled = False
+    failed: set[str] = set()
     results: dict[str, list[Any]] = {}
     for hook, kind in REGISTRATION:
         items = _call(report, pm, hook, plugin)
@@ -325,10 +371,11 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
         if items is None or wrong:
             # What create registers together: a failure there disables the plugin for every VM.
             disabled = disabled or hook != "host_checks"
+            failed.add(hook)
             continue
         results[hook] = items
     registry = SettingRegistry()
-    keys = []
+    keys, specs = [], []
     for spec in results.get("register_settings", []):
         if spec.key in registry:
             owner = registry.owner(spec.key)
@@ -338,6 +385,7 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
             continue
         registry.add(spec, plugin)
         keys.append(spec.key)
+        specs.append(spec)
         if spec.default is not None:
             try:
                 registry.coerce(spec.key, spec.default)
@@ -366,7 +414,8 @@ def _registration(report: Report, pm: Any, plugin: str, builtin_commands: Mappin
     report.done.append(f"registration: {len(keys)} setting(s), {len(names)} scenario(s), "
                        f"{len(results.get('domain_rules', []))} rule(s), "
                        f"{len(results.get('host_checks', []))} host check(s)")
-    return _Registered(results.get("register_scenarios", []), results.get("host_checks", []), disabled)
+    return _Registered(results.get("register_scenarios", []), results.get("host_checks", []), disabled, specs,
+                       results.get("domain_rules", []), failed)
 
 
 def _check_commands(report: Report, pm: Any, plugin: str, builtin_commands: Mapping[str, Any]) -> None:
@@ -408,47 +457,57 @@ def _check_commands(report: Report, pm: Any, plugin: str, builtin_commands: Mapp
 
 
 def _pipeline(report: Report, pm: Any, plugin: str, registered: _Registered, schema: Optional[str]) -> None:
-    from ..plugin.hooks import Catalog
     from .fakehost import make_fake_host
-    from .harness import MissingSchemaError, render_scenario
     pm.strict = True  # from here on a failure raises, naming the plugin and the hook
     with tempfile.TemporaryDirectory(prefix="virtscenario-plugin-check-") as tmp:
         store = Path(tmp) / "store"
         host = make_fake_host(Path(tmp) / "host")
         _host_checks(report, registered.checks, host)
+        vms: list[tuple[str, Any]] = []  # (scenario, Generated on the fake host): verify_checks' VMs
         if registered.disabled:
-            report.done.append("scenarios were not rendered: the core disables a plugin whose registration fails, "
-                               "so fix those problems first")
+            report.done.append("its own scenarios were not rendered: the core disables a plugin whose registration "
+                               "fails, so fix those problems first")
+        else:
+            vms += _own_scenarios(report, pm, plugin, registered.scenarios, host, store, schema)
+        if not any(_impl(pm, h, plugin) is not None for h in OTHER_VM_HOOKS + ("host_plan", "verify_checks")):
             return
-        for scenario in registered.scenarios:
-            name = scenario.name
-            results = []
-            for label, where in (("offline", None), ("on a fake 8-CPU host", host)):
-                try:
-                    result = render_scenario(name, pm=pm, host=where, store_root=store, schema=schema,
-                                             vm_name=VM_NAME)
-                except MissingSchemaError as exc:
-                    report.problem("schema", str(exc), name)
-                    break
-                except Exception as exc:  # noqa: BLE001 - every failure is one problem naming its hook
-                    report.problem(_hook_of(exc), _one_line(exc), name)
-                    break
-                results.append(label)
-                for note in result.notes:
-                    if note.level == "warning" and note.source == plugin:
-                        report.done.append(f"scenario {name}: warning from {plugin}: {note.message}")
-            if len(results) < 2:
-                continue
+        references = _references(report, plugin, host, store, schema)
+        _other_scenarios(report, pm, plugin, registered, references, host, store, schema)
+        _plan_references(report, pm, plugin, references, host)
+        _verify_checks(report, pm, plugin, vms + references.vms, Path(tmp) / "guests")
+
+
+def _own_scenarios(report: Report, pm: Any, plugin: str, scenarios: list[Any], host: Any, store: Path,
+                   schema: Optional[str]) -> list[tuple[str, Any]]:
+    """Each of the plugin's scenarios rendered offline and on the fake host, and the host planned for it."""
+    from .harness import MissingSchemaError, render_scenario
+    vms = []
+    for scenario in scenarios:
+        name = scenario.name
+        results = []
+        for label, where in (("offline", None), ("on a fake 8-CPU host", host)):
             try:
-                plan = Catalog(pm).host_plan(list(result.host_requirements), host)
-            except Exception as exc:  # noqa: BLE001
-                report.problem(_hook_of(exc, "host_plan"), _one_line(exc), name)
-                continue
-            mine = [c for p, c in plan if p == plugin]
-            report.done.append(f"scenario {name}: valid XML {' and '.join(results)}; "
-                               f"{len(result.host_requirements)} host requirement(s), {len(mine)} host plan "
-                               f"change(s) from this plugin")
-        _other_scenarios(report, pm, plugin, bool(registered.scenarios), store, schema)
+                result = render_scenario(name, pm=pm, host=where, store_root=store, schema=schema, vm_name=VM_NAME)
+            except MissingSchemaError as exc:
+                report.problem("schema", str(exc), name)
+                break
+            except Exception as exc:  # noqa: BLE001 - every failure is one problem naming its hook
+                report.problem(_hook_of(exc), _one_line(exc), name)
+                break
+            results.append(label)
+            for note in result.notes:
+                if note.level == "warning" and note.source == plugin:
+                    report.done.append(f"scenario {name}: warning from {plugin}: {note.message}")
+        if len(results) < 2:
+            continue
+        vms.append((name, result.generated))
+        planned = _plan(report, pm, plugin, result.host_requirements, host, name)
+        if planned is None:
+            continue
+        report.done.append(f"scenario {name}: valid XML {' and '.join(results)}; "
+                           f"{len(result.host_requirements)} host requirement(s), {planned} host plan "
+                           f"change(s) from this plugin")
+    return vms
 
 
 def _hook_of(exc: BaseException, default: str = "render") -> str:
@@ -482,44 +541,265 @@ def _host_checks(report: Report, checks: list[Any], host: Any) -> None:
             report.done.append(f"host check {check.name}: {result.status} on the fake host ({result.message})")
 
 
-def _other_scenarios(report: Report, pm: Any, plugin: str, has_scenarios: bool, store: Path,
-                     schema: Optional[str]) -> None:
-    """Render a scenario of the core's with and without the plugin: per-VM hooks that change it act on
-    every scenario's VMs. A problem for a plugin that brings its own scenarios (it forgot to test
-    ``context.scenario.name``); what a site-policy plugin (no scenario of its own) is for."""
-    implemented = [h for h in PER_VM_HOOKS if _impl(pm, h, plugin) is not None]
-    if not implemented:
-        return
+def _probe() -> object:
+    """A plugin with a scenario of nobody's, with the core's defaults: another scenario's VM whatever is installed."""
     from .. import hookimpl
-    from ..domain.generate import Request, generate
-    from ..plugin.hooks import Catalog
     from ..types import Scenario
-    from ..vm.identity import Identity
-    from .harness import make_plugin_manager
 
     class Probe:
         @hookimpl
         def register_scenarios(self) -> list[Scenario]:
             return [Scenario(PROBE_SCENARIO, "a scenario of nobody's, with the core's defaults", "0")]
+    return Probe()
 
-    def render(with_plugin: bool) -> bytes:
-        manager = pm if with_plugin else make_plugin_manager()
-        if manager.get_plugin("plugin_check_probe") is None:
-            manager.register_plugin(Probe(), "plugin_check_probe", builtin=True)
+
+@record
+class _References(Record):
+    """Other scenarios' VMs on the fake host, generated without the plugin: the probe's and those of the
+    built-in scenario plugins that are installed (the plugins, to generate them again with the plugin)."""
+
+    plugins: list[tuple[str, object]]
+    vms: list[tuple[str, Any]]  # (scenario, Generated)
+
+
+def _reference_plugins(plugin: str) -> list[tuple[str, object]]:
+    """The probe, and each installed built-in scenario plugin (desktop, computation, securevm) but the one checked."""
+    from ..plugin.discovery import entry_points
+    from ..plugin.manager import BUILTIN_DISTRIBUTIONS, ENTRY_POINT_GROUP, norm
+    from .scaffold import BUILTIN_SCENARIOS
+    out: list[tuple[str, object]] = [(PROBE_PLUGIN, _probe())]
+    for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in BUILTIN_SCENARIOS and ep.name != plugin and norm(ep.dist_name) in BUILTIN_DISTRIBUTIONS:
+            try:
+                out.append((ep.name, ep.load()))
+            except Exception:  # noqa: BLE001 - a broken built-in is not this plugin's problem
+                continue
+    return out
+
+
+def _reference_pm(references: list[tuple[str, object]], subject: Optional[tuple[str, object]] = None) -> Any:
+    """A strict plugin manager: the core's essential plugins, the reference plugins and ``subject`` (the
+    plugin checked, registered like the loader registers it)."""
+    from ..plugin.manager import ESSENTIAL_PLUGINS, VirtscenarioPluginManager
+    pm = VirtscenarioPluginManager(strict=True)
+    entries: list[tuple[str, object, bool]] = [(name, importlib.import_module(module), True)
+                                               for name, module in ESSENTIAL_PLUGINS.items()]
+    entries += [(name, obj, True) for name, obj in references]
+    if subject is not None:
+        entries.append((subject[0], subject[1], False))
+    for name, obj, builtin in sorted(entries, key=lambda e: e[0], reverse=True):  # hooks in ascending name order
+        pm.register_plugin(obj, name, "virtscenario" if builtin else "", "", builtin=builtin)
+    return pm
+
+
+def _generate(catalog: Any, scenario: str, host: Any, store: Path, schema: Optional[str],
+              identity: Any = None) -> Any:
+    """One VM of ``scenario`` on the fake host. ``identity`` (UUID, MACs, disk secrets' UUIDs): that of
+    another VM, so the two compare byte for byte; by default a fixed one."""
+    from ..domain.generate import Request, generate
+    from ..host.facts import read_host
+    from ..vm.identity import Identity
+    if identity is None:
         identity = Identity(uuid="00000000-0000-4000-8000-000000000000", macs=["52:54:00:00:00:01"])
-        return generate(Request(PROBE_SCENARIO, VM_NAME, store_root=store, schema=schema, identity=identity,
-                                inspect_images=False), Catalog(manager)).xml
+    return generate(Request(scenario, VM_NAME, store_root=store, schema=schema, identity=identity, host=read_host(host),
+                            inspect_images=False), catalog)
 
+
+def _references(report: Report, plugin: str, host: Any, store: Path, schema: Optional[str]) -> _References:
+    from ..plugin.hooks import Catalog
+    plugins = _reference_plugins(plugin)
+    catalog = Catalog(_reference_pm(plugins))
+    names = [PROBE_SCENARIO] + sorted(n for n, p in catalog.scenarios.items() if p.plugin != PROBE_PLUGIN)
+    vms = []
+    for name in names:
+        try:
+            vms.append((name, _generate(catalog, name, host, store, schema)))
+        except Exception as exc:  # noqa: BLE001 - not this plugin's problem: the check goes on without it
+            report.done.append(f"scenario {name} was left out: it fails without the plugin ({_one_line(exc)})")
+    if len(names) == 1:
+        report.done.append("no built-in scenario is installed: the plugin's per-VM hooks, host_plan and "
+                           f"verify_checks were run on the core's defaults ({PROBE_SCENARIO}) only")
+    return _References(plugins, vms)
+
+
+def _proxy(pm: Any, plugin: str, registered: _Registered) -> object:
+    """The plugin's hooks that run for every VM, without its registration hooks (one of them failed), plus
+    the settings and rules the check accepted: what a fixed registration would bring to other VMs."""
+    from .. import hookimpl
+    subject = pm.get_plugin(plugin)
+    proxy = types.SimpleNamespace(VIRTSCENARIO_API=getattr(subject, "VIRTSCENARIO_API", None))
+    for hook in PER_VM_HOOKS:
+        impl = _impl(pm, hook, plugin)
+        if impl is not None:
+            setattr(proxy, hook, impl.function)  # keeps its @hookimpl options
+    specs, rules = list(registered.specs), list(registered.rules)
+    if specs:
+        proxy.register_settings = hookimpl(lambda: specs)
+    if rules:
+        proxy.domain_rules = hookimpl(lambda: rules)
+    return proxy
+
+
+def _other_scenarios(report: Report, pm: Any, plugin: str, registered: _Registered, references: _References,
+                     host: Any, store: Path, schema: Optional[str]) -> None:
+    """The reference VMs generated again with the plugin: per-VM hooks that change them act on every
+    scenario's VMs. A problem for a plugin that brings its own scenarios (it forgot to test
+    ``context.scenario.name``); what a site-policy plugin (no scenario of its own) is for. When the
+    plugin's registration failed, its per-VM hooks still run here (without its registration hooks), so
+    one run reports their problems too."""
+    from ..plugin.hooks import Catalog
+    implemented = [h for h in OTHER_VM_HOOKS if _impl(pm, h, plugin) is not None]
+    if not implemented or not references.vms:
+        return
+    subject = _proxy(pm, plugin, registered) if registered.disabled else pm.get_plugin(plugin)
     try:
-        changed = render(False) != render(True)
-    except Exception as exc:  # noqa: BLE001
-        report.problem(_hook_of(exc), f"fails on a VM of another scenario: {_one_line(exc)}", PROBE_SCENARIO)
+        catalog = Catalog(_reference_pm(references.plugins, (plugin, subject)))
+    except Exception as exc:  # noqa: BLE001 - e.g. another API version: already reported at load
+        report.problem("load", _one_line(exc))
+        return
+    changed, checked = [], []
+    for name, without in references.vms:
+        try:
+            xml = _generate(catalog, name, host, store, schema, without.identity).xml
+        except Exception as exc:  # noqa: BLE001
+            report.problem(_hook_of(exc), _one_line(exc), name)
+            continue
+        checked.append(name)
+        if xml != without.xml:
+            changed.append(name)
+    if not checked:
         return
     hooks = ", ".join(implemented)
+    has_scenarios = bool(registered.scenarios) or "register_scenarios" in registered.failed
     if changed and has_scenarios:
-        report.problem(implemented[0] if len(implemented) == 1 else "per-VM hooks",
-                       f"{hooks} changed the VM of another scenario: these hooks run for every VM, so return early "
-                       "unless context.scenario.name (or scenario.name) is one of yours")
+        changers = [h for h in implemented if h in PER_VM_HOOKS] or implemented
+        report.problem(changers[0] if len(changers) == 1 else "per-VM hooks",
+                       f"{', '.join(changers)} changed the VM of another scenario: these hooks run for every VM, so "
+                       "return early unless context.scenario.name (or scenario.name) is one of yours",
+                       ", ".join(changed))
+    elif changed:
+        report.done.append(f"{hooks}: change the VMs of other scenarios ({', '.join(changed)}; a site policy: "
+                           "intended?)")
     else:
-        report.done.append(f"{hooks}: {'change' if changed else 'leave'} the VMs of other scenarios"
-                           + (" (a site policy: intended?)" if changed else ""))
+        report.done.append(f"{hooks}: leave the VMs of other scenarios ({', '.join(checked)})")
+
+
+def _plan(report: Report, pm: Any, plugin: str, requirements: Any, host: Any, scenario: str) -> Optional[int]:
+    """The plugin's own host_plan for ``requirements`` on the fake host: how many changes, or None (a problem:
+    it raised, yielded something else than HostChange, or wrote to the host)."""
+    from ..types import HostChange
+    if _impl(pm, "host_plan", plugin) is None:
+        return 0
+    before = _tree_state(host.path("/"))
+    items = _call(report, pm, "host_plan", plugin, at=scenario, requirements=list(requirements), host=host)
+    if _tree_state(host.path("/")) != before:
+        report.problem("host_plan", "wrote to the host: host_plan only plans (read through host, change nothing; "
+                                    "the host apply command of the host tuning plugin applies)", scenario)
+        return None
+    if items is None:
+        return None
+    wrong = sorted({type(i).__name__ for i in items if not isinstance(i, HostChange)})
+    if wrong:
+        report.problem("host_plan", f"must yield HostChange items, got {', '.join(wrong)}", scenario)
+        return None
+    return len(items)
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for path in root.rglob("*"):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        out[str(path)] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _plan_references(report: Report, pm: Any, plugin: str, references: _References, host: Any) -> None:
+    """host_plan with the host requirements of each reference VM (a built-in scenario's hugepages, THP,
+    KSM... whatever the plugin's own scenarios ask for)."""
+    if _impl(pm, "host_plan", plugin) is None or not references.vms:
+        return
+    planned = []
+    for name, generated in references.vms:
+        count = _plan(report, pm, plugin, generated.host_requirements, host, name)
+        if count is not None:
+            planned.append(f"{name}: {len(generated.host_requirements)} requirement(s), {count} change(s)")
+    if planned:
+        report.done.append(f"host_plan for other scenarios' VMs on the fake host: {'; '.join(planned)}")
+
+
+class _FakeGuest:
+    """What ``verify_checks`` gets, without a VM: a Linux guest whose ``/proc``, ``/sys`` and ``/etc`` are
+    files of a fake tree shaped like the VM (its vCPUs, memory and name). ``read`` and ``run(["cat", PATH])``
+    read that tree; any other program or agent command fails as a real guest's agent does when it cannot
+    run it (:class:`AgentError`)."""
+
+    is_linux = True
+    osinfo = {"id": "linux", "name": "Linux", "kernel-release": "6.1.0"}
+
+    def __init__(self, directory: Path, generated: Any) -> None:
+        from .fakehost import make_fake_host
+        domain = generated.domain
+        name = domain.name
+        self.root = make_fake_host(directory, cpus=max(1, int(domain.vcpus)),
+                                   memory=f"{max(1, domain.memory // 1024**2)}MiB",
+                                   files={"/proc/sys/kernel/hostname": f"{name}\n", "/etc/hostname": f"{name}\n",
+                                          "/etc/os-release": 'ID=linux\nNAME="Linux"\n'})
+
+    def read(self, path: str) -> str:
+        from ..vm.agent import AgentError
+        try:
+            return self.root.read(path)
+        except OSError as exc:
+            raise AgentError(f"cat {path} failed in the guest (1): cat: {path}: {exc.strerror}") from None
+
+    def run(self, argv: list[str]) -> Any:
+        from ..vm.agent import AgentError, ExecResult
+        if len(argv) == 2 and argv[0] in ("cat", "/bin/cat", "/usr/bin/cat"):
+            try:
+                return ExecResult(0, self.root.read(argv[1]), "")
+            except OSError as exc:
+                return ExecResult(1, "", f"cat: {argv[1]}: {exc.strerror}\n")
+        raise AgentError(f"guest-exec {argv[0] if argv else ''!r}: plugin check's fake guest runs no program but cat")
+
+    def command(self, execute: str, arguments: Optional[dict[str, Any]] = None) -> Any:
+        from ..vm.agent import AgentError
+        raise AgentError(f"agent command {execute}: plugin check's fake guest answers none")
+
+
+def _verify_checks(report: Report, pm: Any, plugin: str, vms: list[tuple[str, Any]], guests: Path) -> None:
+    """The plugin's verify_checks for each VM generated (its own scenarios' and the reference ones), with a
+    fake guest: an exception is a problem, unless it is the fake guest saying what it cannot do."""
+    from lxml import etree
+
+    from ..types import GuestCheck
+    from ..vm.agent import AgentError
+    from ..vm.store import vm_record
+    from ..vm.verify import verified_vm
+    impl = _impl(pm, "verify_checks", plugin)
+    if impl is None or not vms:
+        return
+    rows, limits = [], []
+    for index, (name, generated) in enumerate(vms):
+        vm = verified_vm(vm_record(generated), generated.vm_dir, etree.fromstring(generated.xml))
+        args = {"vm": vm, "guest": _FakeGuest(guests / str(index), generated)}
+        try:
+            answer = impl.function(**{k: args[k] for k in impl.argnames})
+            items = list(answer or ())
+        except AgentError as exc:
+            limits.append(f"{name}: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - verify shows it as a MISMATCH row naming the plugin
+            report.problem("verify_checks", f"raised {_one_line(exc)}", name)
+            continue
+        wrong = sorted({type(i).__name__ for i in items if not isinstance(i, GuestCheck)})
+        if wrong:
+            report.problem("verify_checks", f"must yield GuestCheck items, got {', '.join(wrong)}", name)
+            continue
+        rows.append(f"{name}: {len(items)}")
+    if rows:
+        report.done.append(f"verify_checks on a fake guest: row(s) per VM: {', '.join(rows)}")
+    if limits:
+        report.done.append(f"verify_checks needed more than the fake guest offers ({'; '.join(limits)})")

@@ -195,6 +195,11 @@ def load_vm(directory: Path) -> VerifiedVm:
         domain = etree.parse(str(xml_path)).getroot()
     except etree.XMLSyntaxError as exc:
         raise VirtscenarioError(f"cannot read {xml_path}: {exc}") from None
+    return verified_vm(record_data, directory, domain)
+
+
+def verified_vm(record_data: dict[str, Any], directory: Path, domain: Any) -> VerifiedVm:
+    """The VM as ``verify`` sees it, from its vm.yaml record and its domain XML (an lxml element)."""
     settings = {str(i.get("key")): i.get("value") for i in record_data.get("settings") or [] if isinstance(i, dict)}
     sizes = {str(d.get("path")): d.get("size") for d in record_data.get("disks") or [] if isinstance(d, dict)}
     return VerifiedVm(str(record_data.get("name") or directory.name), str(record_data.get("scenario") or "unknown"),

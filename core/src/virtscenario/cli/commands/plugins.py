@@ -132,12 +132,16 @@ def plugin_new(name: str, directory: Optional[str], core_source: Optional[str]) 
 def plugin_check(ctx: click.Context, target: str, as_json: bool) -> None:
     """Check one plugin, alone with the core's essential plugins: every problem in one list.
 
-    NAME is an installed plugin (entry-point or distribution name); PATH is a plugin project
-    directory (default: the current directory), a package directory or a module file. The
+    NAME is a module NAME.py of --plugins-dir (VIRTSCENARIO_PLUGINS_DIR) or an installed plugin
+    (entry-point or distribution name); PATH is a plugin project directory (default: the
+    current directory), a package directory or a module file. The
     check lints the plugin, calls each registration hook, renders each of its scenarios
     offline and on a fake host, validates the XML against libvirt's RelaxNG schema (a missing
-    schema is a problem), plans the host, runs its host checks on the fake host, and sees
-    whether its per-VM hooks change other scenarios' VMs. Exit status 1 on any problem.
+    schema is a problem), plans the host, runs its host checks on the fake host, and calls
+    every other hook it implements on the VMs of other scenarios (the core's defaults and
+    the installed built-in ones): do its per-VM hooks and rules fail on them or change them,
+    does host_plan take their host requirements, does verify_checks run on a fake guest.
+    Exit status 1 on any problem.
 
     \b
     Examples:
