@@ -19,8 +19,9 @@ API 1.2 adds what a host-side plugin needs without reaching into the core:
 :attr:`SettingSpec.scenarios` / :attr:`SettingSpec.applies_when` (which scenarios show a
 plugin's setting, and when a default takes part).
 API 1.3 adds the host devices facts: :func:`read_host_devices` (:class:`HostDevices`) and
-:func:`pci_problems` (why a PCI device cannot be passed through), and :func:`resolve_host_uris`
-(libvirt URIs of the host inventory's names).
+:func:`pci_problems` (why a PCI device cannot be passed through), :func:`resolve_host_uris`
+(libvirt URIs of the host inventory's names) and :meth:`BuildContext.adapt_setting` (a hook says which
+setting it changed in the model).
 """
 
 from __future__ import annotations

@@ -189,6 +189,7 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)
+    settings = _adapted(settings, ctx, catalog)
     from .sections import numa
     numa.place(domain, settings, ctx)  # memory follows the vCPUs, whoever pinned them
     _check_rules(catalog, domain, settings, notes)
@@ -210,6 +211,17 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     reqs = _host_requirements(settings, domain, ctx, req)
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, plan, images, notes, vm_dir, reqs, validated)
+
+
+def _adapted(settings: Settings, ctx: BuildContext, catalog: Catalog) -> Settings:
+    """Settings with what customize_model hooks adapted in the model (``context.adapt_setting``), layer ``adapted``."""
+    for choice, source in ctx.adapted:
+        if choice.key not in settings:
+            raise VirtscenarioError(f"{source}: adapt_setting({choice.key!r}): no such setting")
+        value = catalog.registry.coerce(choice.key, choice.value, where=f" (adapted by {source})")
+        settings = settings.replace(choice.key, value, f"adapted by {source}", choice.rationale, choice.reference,
+                                    layer="adapted", origin=source)
+    return settings
 
 
 def _only_remote_paths(req: Request, settings: Settings) -> None:

@@ -88,8 +88,11 @@ def vm_requirements(vm: Any, overrides: dict[str, Any]) -> list[HostRequirement]
     for key, item in overrides.items():
         out.append(HostRequirement(key, item.value, f"set on the command line ({item.source})", item.reference,
                                    vm.scenario, vm.name, vm.memory_bytes))
+    recorded_keys = {key for key, _value in vm.host_requirements}
     for key in VM_FACTS:
-        if vm.settings.get(key) is not None:
+        # What the build recorded is what the XML uses (a hook may have changed the page size):
+        # the setting only fills in for a vm.yaml that recorded nothing.
+        if key not in recorded_keys and vm.settings.get(key) is not None:
             out.append(HostRequirement(key, vm.settings[key], f"setting of VM {vm.name}", recorded, vm.scenario,
                                        vm.name, vm.memory_bytes))
     return out
