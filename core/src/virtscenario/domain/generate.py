@@ -56,6 +56,7 @@ class Request(Record):
                              "--connect to a local libvirt reads them")
     identity: Optional[Identity] = None
     schema: Optional[str] = None
+    validate: bool = True  # False: no RelaxNG validation (a build for its host requirements only)
     inspect_images: bool = True
     hostdevs: list[HostDevArg] = field(default_factory=list)  # checked against the host by the caller
     direct_boot: Optional[DirectBoot] = None  # --boot kernel=,initrd=,cmdline=
@@ -204,8 +205,8 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
             more = f" (and {len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""
             raise VirtscenarioError(f"{found[0]}{more}")
     xml = to_bytes(root)
-    validated = _validate(root, xml, req.schema, catalog, domain, settings, ctx)
-    if not validated:
+    validated = req.validate and _validate(root, xml, req.schema, catalog, domain, settings, ctx)
+    if req.validate and not validated:
         notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
                           "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
     reqs = _host_requirements(settings, domain, ctx, req)
