@@ -127,7 +127,7 @@ def new_vm_requirements(scenario: str, host: Optional[HostRoot] = None, *, confi
 
     :raises VirtscenarioError: the VM cannot be built (unknown scenario, bad setting, too small a host): one line.
     """
-    from .domain.newvm import new_vm_requirements as build
+    from .domain.prospective import new_vm_requirements as build
     return build(scenario, host, config_file=config_file, sets=sets, catalog=catalog)
 
 
