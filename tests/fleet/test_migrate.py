@@ -167,3 +167,75 @@ def test_over_tcp_and_ssh_to_the_same_daemon(fleet_cli: Callable[..., tuple[int,
     assert code == 1
     assert "BLOCKER cpu the VM's CPU is incompatible with the target: the CPU is incompatible with host CPU: " \
            "Host CPU does not provide required features:" in " ".join(out.split())
+
+
+# -- volume disks (create --place --pool): each host resolves pool/volume in its own pool of that name --------
+NODE = """<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads><active>4</active>
+  <mhz>2000</mhz><model>test</model></cpu><memory>16777216</memory>{pools}</node>"""
+NFS_SOURCE = "<source><host name='nas.example.org'/><dir path='/export/vms'/><format type='nfs'/></source>"
+
+
+def pool(kind: str, name: str, path: str, volume: str = "") -> str:
+    vol = (f"<volume type='file'><name>{volume}</name><capacity unit='GiB'>8</capacity>"
+           "<target><format type='qcow2'/></target></volume>") if volume else ""
+    return (f"<pool type='{kind}'><name>{name}</name><uuid>{uuid.uuid4()}</uuid><capacity unit='GiB'>100</capacity>"
+            f"<allocation unit='GiB'>0</allocation><available unit='GiB'>100</available>"
+            f"{NFS_SOURCE if kind == 'netfs' else ''}<target><path>{path}</path></target>{vol}</pool>")
+
+
+def volume_domain(name: str, pool_name: str, volume: str) -> str:
+    """domain() with its disk made a volume of ``pool_name``, as create --place --pool writes it."""
+    xml = domain(name, "/unused.qcow2")
+    start = xml.index("<disk type='file' device='disk'>")
+    end = xml.index("</disk>", start) + len("</disk>")
+    return (xml[:start] + f"<disk type='volume' device='disk'><driver name='qemu' type='qcow2' cache='none'/>"
+            f"<source pool='{pool_name}' volume='{volume}'/><target dev='vda' bus='virtio'/></disk>" + xml[end:])
+
+
+@pytest.mark.parametrize("source_pool, target_pools, expected", [
+    # a local dir pool on the source and an NFS pool of the same name on the target: not shared, copy it
+    ("dir", [("netfs", "vms", "/srv/nfs-vms", "")],
+     [("warning", "disk vda: volume vms/fleet-vol1.qcow2 is local storage on the source (pool vms, dir): migrate "
+                  "with --copy-storage-all (or put it in a shared pool of that name on both hosts)"),
+      ("ok", "disk vda: libvirt can pre-create volume 'fleet-vol1.qcow2' in the target's pool 'vms' (netfs)")]),
+    # a dir pool of that name on the target (at another path): the copy is pre-created there by pool name
+    ("dir", [("dir", "vms", "/var/lib/other", "")],
+     [("warning", "disk vda: volume vms/fleet-vol1.qcow2 is local storage on the source (pool vms, dir): migrate "
+                  "with --copy-storage-all (or put it in a shared pool of that name on both hosts)"),
+      ("ok", "disk vda: libvirt can pre-create volume 'fleet-vol1.qcow2' in the target's pool 'vms' (dir)")]),
+    ("dir", [("dir", "vms", "/var/lib/other", "fleet-vol1.qcow2")],
+     [("warning", "disk vda: volume vms/fleet-vol1.qcow2 is local storage on the source (pool vms, dir): migrate "
+                  "with --copy-storage-all (or put it in a shared pool of that name on both hosts)"),
+      ("ok", "disk vda: the target's pool 'vms' already has volume 'fleet-vol1.qcow2'")]),
+    # shared on both hosts: nothing to copy, the cache rule applies
+    ("netfs", [("netfs", "vms", "/srv/nfs-vms", "fleet-vol1.qcow2")],
+     [("ok", "disk vda: volume vms/fleet-vol1.qcow2 on shared storage on both hosts (pool vms: netfs on the source, "
+             "netfs on the target)"),
+      ("ok", "disk vda: cache=none: safe")]),
+    # shared on the source only: the target's local pool of that name is another file
+    ("netfs", [("dir", "vms", "/srv/nfs-vms", "")],
+     [("warning", "disk vda: volume vms/fleet-vol1.qcow2 is on shared storage on the source (pool vms, netfs) but the "
+                  "target's pool vms is dir, so the target would open another file: migrate with --copy-storage-all "
+                  "(or put it in a shared pool of that name on both hosts)"),
+      ("ok", "disk vda: libvirt can pre-create volume 'fleet-vol1.qcow2' in the target's pool 'vms' (dir)")]),
+    ("dir", [("dir", "images", "/srv/vms-src", "")],
+     [("blocker", "disk vda: the target has no storage pool 'vms' (the disk is volume 'fleet-vol1.qcow2' of that "
+                  "pool, looked up by name on each host)")]),
+])
+def test_volume_disks_are_judged_by_each_hosts_own_pool(
+        source_pool: str, target_pools: list[tuple[str, str, str, str]], expected: list[tuple[str, str]],
+        fleet_cli: Callable[..., tuple[int, str, str]], write_inventory: Callable[..., Path], store: Path,
+        tmp_path: Path) -> None:
+    src = tmp_path / "node-src.xml"
+    src.write_text(NODE.format(pools=pool(source_pool, "vms", "/srv/vms-src", "fleet-vol1.qcow2")))
+    tgt = tmp_path / "node-tgt.xml"
+    tgt.write_text(NODE.format(pools="".join(pool(*p) for p in target_pools)))
+    inv = write_inventory({"src": f"test://{src}", "tgt": f"test://{tgt}"})
+    stored(store, "fleet-vol1", volume_domain("fleet-vol1", "vms", "fleet-vol1.qcow2"), host="src")
+    code, out, err = fleet_cli("migrate-check", "fleet-vol1", "--to", "tgt", "--hosts", str(inv), "--output",
+                               str(store), "--json")
+    report = json.loads(out)
+    assert report["source"] == "src" and report["xml_from"] == f"{store}/fleet-vol1/domain.xml"
+    got = [(f["status"], f["message"]) for f in report["findings"] if f["area"] == "storage" and "vda" in f["message"]]
+    assert got == expected
+    assert code == (1 if any(status == "blocker" for status, _m in expected) else 0), err

@@ -74,6 +74,27 @@ def test_apply_persist_revert_is_byte_exact(run_cli, make_host):
     assert again.exit_code == 0 and again.stdout.startswith("Nothing to revert")
 
 
+def test_apply_leaves_a_stopped_empty_ksm_stopped(run_cli, make_host):
+    """2 nodes, KSM stopped with nothing merged: merge_across_nodes is written, ksm/run is never touched."""
+    host = make_host(fakehost.amd_sev_disabled(nodes=2))  # run 0, pages_shared 0, merge_across_nodes 1
+    before = fakehost.snapshot(host.root)
+    result = apply(run_cli, host, "tcomp", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "ksm/run" not in result.stdout and "ksm.run" not in result.stdout
+    assert read(host, "/sys/kernel/mm/ksm/merge_across_nodes") == "0\n"
+    assert read(host, "/sys/kernel/mm/ksm/run") == "0\n"
+    assert revert(run_cli, host, "--yes").exit_code == 0
+    assert fakehost.diff(before, fakehost.snapshot(host.root)) == []
+    # KSM started (and merging) between apply and revert: revert unmerges to restore merge_across_nodes,
+    # then starts KSM again as it found it, never leaving it stopped behind the user's back.
+    assert apply(run_cli, host, "tcomp", "--yes").exit_code == 0
+    (host.root / "sys/kernel/mm/ksm/run").write_text("1\n")
+    (host.root / "sys/kernel/mm/ksm/pages_shared").write_text("30\n")
+    assert revert(run_cli, host, "--yes").exit_code == 0
+    assert read(host, "/sys/kernel/mm/ksm/merge_across_nodes") == "1\n"
+    assert read(host, "/sys/kernel/mm/ksm/run") == "1\n"
+
+
 def test_sev_apply_writes_modprobe_options_and_revert_removes_them(run_cli, make_host):
     host = make_host(fakehost.amd_sev_disabled(flags=("svm", "sev", "sev_es")))
     before = fakehost.snapshot(host.root)
@@ -110,7 +131,8 @@ def test_tuned_backend_writes_a_profile_that_is_not_activated(run_cli, make_host
     assert sections["sysctl"] == ["vm.swappiness=10", "vm.nr_hugepages=4096"]
     assert sections["vm"] == ["transparent_hugepages=always"]
     assert sections["disk"] == ["devices=sda,vda", "elevator=mq-deadline"]
-    assert sections["sysfs"] == ["/sys/kernel/mm/ksm/merge_across_nodes=0", "/sys/kernel/mm/ksm/run=2"]
+    # KSM is stopped with nothing merged: "off" keeps run 0 (2 would unmerge nothing)
+    assert sections["sysfs"] == ["/sys/kernel/mm/ksm/merge_across_nodes=0", "/sys/kernel/mm/ksm/run=0"]
     assert not (host.root / "etc/sysctl.d").exists()  # tuned instead of the files backend
     assert "hugetlbfs /dev/hugepages" in read(host, "/etc/fstab")  # tuned cannot mount
     assert not (host.root / "etc/tuned/active_profile").exists()

@@ -112,6 +112,24 @@ def test_ksm_merge_across_nodes_is_changed_with_pages_unmerged_first(catalog, ma
                      ("ksm.run", "1", True)]
 
 
+def test_ksm_merge_across_nodes_is_written_directly_when_ksm_is_stopped_and_nothing_merged(catalog, make_host):
+    """run=0, pages_shared=0 on 2 nodes: nothing to unmerge, so KSM stays at 0 (not 2) around the write."""
+    host = make_host(fakehost.amd_sev(nodes=2))  # ksm run 0, pages_shared 0, merge_across_nodes 1
+    plan = plan_for(catalog, host, "tcomp")
+    steps = [(a.change.knob, a.change.current, a.change.target, a.needed) for a in plan.actions
+             if a.change.knob.startswith("ksm")]
+    assert steps == [("ksm.merge_across_nodes", "1", "0", True), ("ksm.run", "0", "0", False)]
+    reqs = [req("host.ksm", "on", "x"), req("host.ksm_merge_across_nodes", False, "x")]
+    steps = [(a.change.knob, a.change.current, a.change.target) for a in build_plan(reqs, host).actions]
+    assert steps == [("ksm.merge_across_nodes", "1", "0"), ("ksm.run", "0", "1")]
+    # stopped but pages still merged: they are unmerged first (the kernel answers EBUSY otherwise)
+    merged = make_host(fakehost.amd_sev(nodes=2, ksm_pages_shared="300\n"))
+    steps = [(a.change.knob, a.change.current, a.change.target) for a in plan_for(catalog, merged, "tcomp").actions
+             if a.change.knob.startswith("ksm")]
+    assert steps == [("ksm.run (unmerge first)", "0", "2"), ("ksm.merge_across_nodes", "1", "0"),
+                     ("ksm.run", "2", "2")]
+
+
 def test_ksm_merge_across_nodes_is_left_alone_on_one_node(catalog, make_host):
     host = make_host(fakehost.amd_sev(ksm_run="1\n"))  # one NUMA node
     plan = plan_for(catalog, host, "tcomp")

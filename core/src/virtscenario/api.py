@@ -19,8 +19,10 @@ API 1.2 adds what a host-side plugin needs without reaching into the core:
 :attr:`SettingSpec.scenarios` / :attr:`SettingSpec.applies_when` (which scenarios show a
 plugin's setting, and when a default takes part).
 API 1.3 adds the host devices facts: :func:`read_host_devices` (:class:`HostDevices`) and
-:func:`pci_problems` (why a PCI device cannot be passed through), and :func:`resolve_host_uris`
-(libvirt URIs of the host inventory's names).
+:func:`pci_problems` (why a PCI device cannot be passed through), :func:`resolve_host_uris`
+(libvirt URIs of the host inventory's names), :meth:`BuildContext.adapt_setting` (a hook says which
+setting it changed in the model) and :func:`new_vm_requirements` (the host needs of a VM ``create``
+would build for a host).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ __all__ = [
     "collect_host_plan", "command_group", "complete_scenarios", "ConfigError", "Domain", "DomainCaps",
     "DomainRule", "format_cpulist", "format_size", "format_table", "GuestCheck", "hookimpl", "host_root",
     "HostChange", "HostCheck", "HostCpu", "HostDevices", "HostInfo", "HostRequirement", "HostRoot",
-    "housekeeping_split", "Layer", "LAYERS", "model", "Note", "parse_cpuinfo", "parse_cpulist", "parse_sets",
+    "housekeeping_split", "Layer", "LAYERS", "model", "new_vm_requirements", "Note", "parse_cpuinfo",
+    "parse_cpulist", "parse_sets",
     "parse_size", "pci_problems", "PluginError", "read_host", "read_host_devices", "read_vm", "resolve_host_uris",
     "resolve_scenario", "ResolvedScenario", "ResolvedSetting", "run_host_checks", "Scenario", "Settings",
     "SettingSpec", "SevCaps", "store_root", "stored_vms", "StoredVm", "VirtscenarioError",
@@ -113,6 +116,19 @@ def resolve_scenario(name: str, *, config_file: Optional[str] = None, sets: Iter
     provided, settings = resolve(catalog or Catalog(), name, load_config(config_file), parse(sets))
     sc = provided.scenario
     return ResolvedScenario(sc.name, sc.version, provided.plugin, provided.distribution, settings)
+
+
+def new_vm_requirements(scenario: str, host: Optional[HostRoot] = None, *, config_file: Optional[str] = None,
+                        sets: Iterable[str] = (), catalog: Any = None) -> list[HostRequirement]:
+    """The host requirements of the VM ``create SCENARIO`` would build for ``host`` (None: offline), built
+    the same way (pinning, NUMA placement, the hooks' choices) and never written: what a host plan without a
+    stored VM plans for. ``vm`` is None in each; ``memory.hugepages`` and ``memory.hugepage_size`` say what
+    the model uses. New in API 1.3.
+
+    :raises VirtscenarioError: the VM cannot be built (unknown scenario, bad setting, too small a host): one line.
+    """
+    from .domain.prospective import new_vm_requirements as build
+    return build(scenario, host, config_file=config_file, sets=sets, catalog=catalog)
 
 
 def resolve_host_uris(names_or_uris: Sequence[str], inventory_file: Optional[str] = None) -> list[str]:

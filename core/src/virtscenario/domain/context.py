@@ -28,7 +28,9 @@ class BuildContext(Record):
     to a local libvirt), else ``None``. Hooks report what
     they adapted with :meth:`note`, and host needs they computed (a CPU split, say)
     with :meth:`require_host`: those replace the scenario's value for that key in
-    the host plan and in the VM's vm.yaml.
+    the host plan and in the VM's vm.yaml. A hook that changed in the model what a
+    setting decides (softrt's page size, say) records it with :meth:`adapt_setting`,
+    so the setting, vm.yaml and the host plan say what the XML says.
     """
 
     scenario: Scenario  # the Scenario this VM is generated from
@@ -41,6 +43,7 @@ class BuildContext(Record):
     vm_dir: Optional[Path] = None  # <store>/<name>
     notes: list[Note] = field(default_factory=list)  # use note()
     host_requirements: list[Choice] = field(default_factory=list)  # use require_host()
+    adapted: list[tuple[Choice, str]] = field(default_factory=list)  # use adapt_setting(): (choice, source)
 
     def require_host(self, key: str, value: object, rationale: str, reference: str) -> None:
         """Ask the host for ``key`` (``host.*``) = ``value``, replacing the scenario's value in the host plan
@@ -48,6 +51,15 @@ class BuildContext(Record):
         if not key.startswith("host."):
             raise ValueError(f"host requirement {key!r} must start with 'host.'")
         self.host_requirements.append(Choice(key, value, rationale, reference))
+
+    def adapt_setting(self, key: str, value: object, rationale: str, reference: str, source: str) -> None:
+        """Say that the model now decides ``key`` = ``value`` (you changed it there): after
+        ``customize_model`` the setting becomes layer ``adapted`` (origin ``source``: your plugin)
+        with this rationale, in the settings later hooks see, vm.yaml and the host plan (API 1.3).
+        The value is checked like a ``--set`` value. Not for ``host.*`` keys (use :meth:`require_host`)."""
+        if key.startswith("host."):
+            raise ValueError(f"{key!r} is a host requirement: use require_host")
+        self.adapted.append((Choice(key, value, rationale, reference), source))
 
     def note(self, message: str, level: str = "info", source: str = "core") -> None:
         """Tell the user what a hook adapted (``level`` ``info`` or ``warning``; ``source``: your plugin)."""

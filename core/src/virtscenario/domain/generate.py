@@ -56,6 +56,7 @@ class Request(Record):
                 "reads them")
     identity: Optional[Identity] = None
     schema: Optional[str] = None
+    validate: bool = True  # False: no RelaxNG validation (a build for its host requirements only)
     inspect_images: bool = True
     hostdevs: list[HostDevArg] = field(default_factory=list)  # checked against the host by the caller
     direct_boot: Optional[DirectBoot] = None  # --boot kernel=,initrd=,cmdline=
@@ -190,6 +191,7 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     domain = build_domain(settings, ctx, plan)
     images = disks.plan_images(plan.disks, settings, ctx)
     catalog.call("customize_model", domain=domain, settings=settings, context=ctx)
+    settings = _adapted(settings, ctx, catalog)
     from .sections import numa
     numa.place(domain, settings, ctx)  # memory follows the vCPUs, whoever pinned them
     _check_rules(catalog, domain, settings, notes)
@@ -204,13 +206,24 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
             more = f" (and {len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""
             raise VirtscenarioError(f"{found[0]}{more}")
     xml = to_bytes(root)
-    validated = _validate(root, xml, req.schema, catalog, domain, settings, ctx)
-    if not validated:
+    validated = req.validate and _validate(root, xml, req.schema, catalog, domain, settings, ctx)
+    if req.validate and not validated:
         notes.append(Note("warning", "libvirt's RelaxNG schemas are not installed: XML not schema-validated "
                           "(Debian: libvirt0; SUSE: libvirt-libs; Fedora: libvirt-libs)"))
     reqs = _host_requirements(settings, domain, ctx, req)
     notes.extend(n for n in catalog.notes if n not in notes)
     return Generated(provided, settings, domain, xml, plan, images, notes, vm_dir, reqs, validated)
+
+
+def _adapted(settings: Settings, ctx: BuildContext, catalog: Catalog) -> Settings:
+    """Settings with what customize_model hooks adapted in the model (``context.adapt_setting``), layer ``adapted``."""
+    for choice, source in ctx.adapted:
+        if choice.key not in settings:
+            raise VirtscenarioError(f"{source}: adapt_setting({choice.key!r}): no such setting")
+        value = catalog.registry.coerce(choice.key, choice.value, where=f" (adapted by {source})")
+        settings = settings.replace(choice.key, value, f"adapted by {source}", choice.rationale, choice.reference,
+                                    layer="adapted", origin=source)
+    return settings
 
 
 def _only_remote_paths(req: Request, settings: Settings) -> None:

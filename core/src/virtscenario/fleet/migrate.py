@@ -12,7 +12,10 @@ source), checked before anything moves:
   disks are safe; a file on a local filesystem is "Migration without shared storage
   is unsafe" unless copied (``--copy-storage-all``), and the target then needs the
   file or a storage pool at its directory (``qemuMigrationDstPrecreateDisk`` looks up
-  ``virStoragePoolLookupByTargetPath``); NVMe disks are unsafe; on a cluster
+  ``virStoragePoolLookupByTargetPath``); a volume disk (``<disk type='volume'>``) is
+  resolved by pool name on each host: shared only when that pool is shared on both, and
+  copied into the target's pool of that name (``virStoragePoolLookupByName``) otherwise;
+  NVMe disks are unsafe; on a cluster
   filesystem (GFS2, OCFS2, CephFS, GlusterFS: ``virFileIsClusterFS``) any cache is
   safe; otherwise a shareable disk or cache none/directsync is safe, and any other
   cache is safe only when the source QEMU can drop the page cache
@@ -376,8 +379,6 @@ def _pool_info(pool: Any) -> PoolInfo:
 
 
 def check_storage(v: DomainView, target: Any, source: Any, source_qemu: Optional[int]) -> list[Finding]:
-    from ..host.hypervisor import quiet_libvirt
-    libvirt = quiet_libvirt()
     out: list[Finding] = []
     for d in v.disks:
         label = f"disk {d.target}"
@@ -391,18 +392,11 @@ def check_storage(v: DomainView, target: Any, source: Any, source_qemu: Optional
             out.append(Finding("storage", "blocker", f"{label}: NVMe disk: Migration without shared storage is "
                                "unsafe", SAFE))
             continue
-        src_pool = pool_of(source, d.path) if source is not None and d.type != "volume" else None
-        tgt_pool = pool_of(target, d.path) if d.type != "volume" else None
         if d.type == "volume":
-            pool_name = d.path.split("/", 1)[0]
-            try:
-                info: Optional[PoolInfo] = _pool_info(target.storagePoolLookupByName(pool_name))
-            except libvirt.libvirtError:
-                info = None
-                out.append(Finding("storage", "blocker", f"{label}: the target has no storage pool {pool_name!r}",
-                                   PRECREATE))
-                continue
-            src_pool = tgt_pool = info
+            out.extend(_volume(label, d, target, source, source_qemu))
+            continue
+        src_pool = pool_of(source, d.path) if source is not None else None
+        tgt_pool = pool_of(target, d.path)
         where = src_pool or tgt_pool  # the target's pool counts when the source's is unknown (same NFS path)
         if where is not None and where.shared:
             if where.cluster:
@@ -415,6 +409,66 @@ def check_storage(v: DomainView, target: Any, source: Any, source_qemu: Optional
             continue
         out.extend(_to_copy(label, d, target, src_pool, source is not None))
     return out
+
+
+def pool_named(conn: Any, name: str) -> Optional[PoolInfo]:
+    """The storage pool ``name`` on ``conn``'s host, or None."""
+    from ..host.hypervisor import quiet_libvirt
+    libvirt = quiet_libvirt()
+    try:
+        return _pool_info(conn.storagePoolLookupByName(name))
+    except libvirt.libvirtError:
+        return None
+
+
+def _volume(label: str, d: Disk, target: Any, source: Any, source_qemu: Optional[int]) -> list[Finding]:
+    """A ``<disk type='volume'>``: each host resolves ``pool``/``volume`` in *its own* pool of that name.
+
+    The source's pool says whether the storage is shared (libvirt judges the volume's
+    translated path there, qemuMigrationSrcIsSafe); the target's pool of that name is where
+    the destination opens the volume, or pre-creates it for a copy (qemuMigrationDstPrecreateDisk:
+    virStoragePoolLookupByName for VIR_STORAGE_TYPE_VOLUME).
+    """
+    assert d.path is not None
+    pool_name, _slash, vol_name = d.path.partition("/")
+    tgt = pool_named(target, pool_name)
+    if tgt is None:
+        return [Finding("storage", "blocker", f"{label}: the target has no storage pool {pool_name!r} (the disk is "
+                        f"volume {vol_name!r} of that pool, looked up by name on each host)", PRECREATE)]
+    src = pool_named(source, pool_name) if source is not None else None
+    if src is not None and src.shared and tgt.shared:
+        if src.cluster and tgt.cluster:
+            return [Finding("storage", "ok", f"{label}: volume {d.path} on a cluster filesystem on both hosts (pool "
+                            f"{pool_name}: {src.type} on the source, {tgt.type} on the target): shared, any cache is "
+                            "safe", SAFE + " (virFileIsClusterFS)")]
+        return [Finding("storage", "ok", f"{label}: volume {d.path} on shared storage on both hosts (pool {pool_name}: "
+                        f"{src.type} on the source, {tgt.type} on the target)", SAFE),
+                _cache_rule(label, d, source_qemu)]
+    if src is None and source is None and tgt.shared:
+        return [Finding("storage", "warning", f"{label}: volume {d.path}: the target's pool {pool_name} is shared "
+                        f"({tgt.type}); the source's is unknown (name the source with --from)", SAFE),
+                _cache_rule(label, d, source_qemu)]
+    if src is not None and src.shared:
+        where = (f"on shared storage on the source (pool {pool_name}, {src.type}) but the target's pool {pool_name} "
+                 f"is {tgt.type}, so the target would open another file")
+    elif src is not None:
+        where = f"local storage on the source (pool {pool_name}, {src.type})"
+    elif source is not None:
+        where = f"in no pool {pool_name!r} of the source"
+    else:
+        where = "storage of unknown kind (name the source with --from)"
+    findings = [Finding("storage", "warning", f"{label}: volume {d.path} is {where}: migrate with "
+                        "--copy-storage-all (or put it in a shared pool of that name on both hosts)", SAFE)]
+    from ..host.hypervisor import quiet_libvirt
+    libvirt = quiet_libvirt()
+    try:
+        target.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name)
+        findings.append(Finding("storage", "ok", f"{label}: the target's pool {pool_name!r} already has volume "
+                                f"{vol_name!r}", PRECREATE))
+    except libvirt.libvirtError:
+        findings.append(Finding("storage", "ok", f"{label}: libvirt can pre-create volume {vol_name!r} in the "
+                                f"target's pool {pool_name!r} ({tgt.type})", PRECREATE))
+    return findings
 
 
 def _to_copy(label: str, d: Disk, target: Any, src_pool: Optional[PoolInfo], source_known: bool) -> list[Finding]:

@@ -85,7 +85,7 @@ def _prepare(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_vms: b
     from .inputs import gather
     from .plan import build_plan
     host = _host(ctx)
-    inputs = gather(scenario, vms, all_vms, config_file, output, sets)
+    inputs = gather(scenario, vms, all_vms, config_file, output, sets, host)
     return host, inputs, build_plan(inputs.requirements, host)
 
 

@@ -285,11 +285,12 @@ def _restore_tunable(host: Any, entry: TunableEntry) -> str:
     now = sysfs.current(host, entry.path)
     if entry.applied is not None and now != entry.applied:
         note = f"{entry.path} was changed since apply (now {now}); restored anyway"
-    if entry.path.endswith("/ksm/merge_across_nodes"):
-        _ksm_unmerge(host)
+    restart = _ksm_unmerge(host) if entry.path.endswith("/ksm/merge_across_nodes") else None
     # A kernel file takes the value (the kernel regenerates the brackets of a selection);
     # a fake tree's plain file gets its exact bytes back, whatever a kill left in it.
     sysfs.write_value(host, entry.path, before if host.is_fake else entry.restore.encode())
+    if restart is not None:
+        sysfs.write_value(host, f"{facts.KSM_DIR}/run", restart)
     after = sysfs.read_bytes(host, entry.path)
     if after != before:
         shown = (after or b"").decode(errors="replace").strip()
@@ -327,10 +328,19 @@ def _restore_mount(host: Any, entry: MountEntry) -> str:
     return ""
 
 
-def _ksm_unmerge(host: Any) -> None:
+def _ksm_unmerge(host: Any) -> Optional[bytes]:
+    """Make merge_across_nodes writable: it only changes with no page shared (ksm.rst). Returns the
+    ksm/run bytes to put back once it is written (KSM was running or held merged pages), else None."""
     run = f"{facts.KSM_DIR}/run"
-    if sysfs.exists(host, run) and sysfs.current(host, run) != "2":
-        sysfs.write_value(host, run, b"2\n")  # merge_across_nodes only changes with no page shared
+    if not sysfs.exists(host, run):
+        return None
+    now = sysfs.current(host, run)
+    shared = sysfs.current(host, f"{facts.KSM_DIR}/pages_shared")
+    if now == "2" or (now == "0" and shared == "0"):
+        return None  # nothing shared, and ksmd stopped: nothing can become shared before the write
+    previous = sysfs.read_bytes(host, run)
+    sysfs.write_value(host, run, b"2\n")  # stop ksmd and unmerge every page
+    return previous if host.is_fake else f"{now}\n".encode()
 
 
 def revert(host: Any) -> tuple[int, list[str]]:

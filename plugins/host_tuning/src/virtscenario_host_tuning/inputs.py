@@ -1,11 +1,12 @@
 """Host requirements for the ``host plan``/``host apply`` commands.
 
-From SCENARIO (a prospective VM of its default size) and from VMs in the store
-(``--vm NAME``, ``--all-vms``: their ``vm.yaml`` records scenario, memory,
-host requirements and settings). A stored VM of SCENARIO replaces the
-prospective one, so its memory is not counted twice. ``--set host.KEY=VALUE``
-overrides that key for every VM of the plan: it is the admin speaking for
-this host.
+From SCENARIO (a prospective VM of its default size, built for this host as
+``create`` would build it: its pinning, NUMA placement and hugepage size count) and
+from VMs in the store (``--vm NAME``, ``--all-vms``: their ``vm.yaml`` records
+scenario, memory, host requirements and settings). A stored VM of SCENARIO
+replaces the prospective one, so its memory is not counted twice.
+``--set host.KEY=VALUE`` overrides that key for every VM of the plan: it is the
+admin speaking for this host.
 
 Besides ``host.*`` keys, two VM facts ride along as requirements so the planner
 can size hugepages: ``memory.hugepages`` (does the VM use them) and
@@ -33,8 +34,9 @@ class Inputs:
 
 def gather(scenario: str, vm_names: tuple[str, ...] = (), all_vms: bool = False,
            config_file: Optional[str] = None, output: Optional[str] = None,
-           sets: tuple[str, ...] = ()) -> Inputs:
-    from virtscenario.api import read_vm, resolve_scenario, store_root, stored_vms
+           sets: tuple[str, ...] = (), host: Any = None) -> Inputs:
+    """The plan's requirements; ``host`` (a HostRoot) is the host the prospective VM is built for."""
+    from virtscenario.api import new_vm_requirements, read_vm, resolve_scenario, store_root, stored_vms
 
     settings = resolve_scenario(scenario, config_file=config_file, sets=sets).settings
     overrides = {k: settings[k] for k in settings if k.startswith("host.") and settings[k].layer == "flag"}
@@ -56,17 +58,8 @@ def gather(scenario: str, vm_names: tuple[str, ...] = (), all_vms: bool = False,
     for vm in records:
         reqs += vm_requirements(vm, overrides)
     if not any(vm.scenario == scenario for vm in records):
-        reqs += scenario_requirements(settings, scenario)
+        reqs += new_vm_requirements(scenario, host, config_file=config_file, sets=sets)
     return Inputs(scenario, reqs, [vm.name for vm in records], root)
-
-
-def scenario_requirements(settings: Any, scenario: str, vm: Optional[str] = None) -> list[HostRequirement]:
-    memory = int(settings.value("vm.memory") or 0)
-    out = [HostRequirement(k, settings[k].value, settings[k].rationale, settings[k].reference, scenario, vm, memory)
-           for k in sorted(settings) if k.startswith("host.") and settings[k].value is not None]
-    out += [HostRequirement(k, settings[k].value, settings[k].rationale, settings[k].reference, scenario, vm, memory)
-            for k in VM_FACTS if k in settings and settings[k].value is not None]
-    return out
 
 
 def vm_requirements(vm: Any, overrides: dict[str, Any]) -> list[HostRequirement]:
@@ -88,8 +81,11 @@ def vm_requirements(vm: Any, overrides: dict[str, Any]) -> list[HostRequirement]
     for key, item in overrides.items():
         out.append(HostRequirement(key, item.value, f"set on the command line ({item.source})", item.reference,
                                    vm.scenario, vm.name, vm.memory_bytes))
+    recorded_keys = {key for key, _value in vm.host_requirements}
     for key in VM_FACTS:
-        if vm.settings.get(key) is not None:
+        # What the build recorded is what the XML uses (a hook may have changed the page size):
+        # the setting only fills in for a vm.yaml that recorded nothing.
+        if key not in recorded_keys and vm.settings.get(key) is not None:
             out.append(HostRequirement(key, vm.settings[key], f"setting of VM {vm.name}", recorded, vm.scenario,
                                        vm.name, vm.memory_bytes))
     return out

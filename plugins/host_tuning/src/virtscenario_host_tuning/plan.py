@@ -268,8 +268,11 @@ def _ksm(plan: Plan, host: Any, by_key: dict[str, list[HostRequirement]]) -> Non
                         KSM_REF, conflict=d_merge.conflict, path=merge_path)
         else:
             merge_now = sysfs.current(host, merge_path) or ""
-            if merge_now != merge_target and run_now != "2":
-                # The kernel refuses (EBUSY) to change merge_across_nodes while pages are shared.
+            # The kernel refuses (EBUSY) to change merge_across_nodes while pages are shared (ksm.rst: it
+            # "can be changed only when there are no ksm shared pages in the system"). Stopped (run 0) with
+            # none shared, none can appear before the write: it is written directly and KSM stays stopped.
+            idle = run_now == "0" and _count(host, f"{facts.KSM_DIR}/pages_shared") == 0
+            if merge_now != merge_target and run_now != "2" and not idle:
                 _tunable(plan, host, "ksm.run (unmerge first)", run_path, "2", Decision("2", d_merge.winners, ""),
                          reason="merge_across_nodes can only change while no page is shared: stop KSM and "
                                 "unmerge first")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .topology import RtSplit
 
-VIRTSCENARIO_API = (1, 2)  # BuildContext.require_host (1.1), ResolvedSetting.by_user (1.2)
+VIRTSCENARIO_API = (1, 3)  # BuildContext.require_host (1.1), ResolvedSetting.by_user (1.2), adapt_setting (1.3)
 NAME = "softrt"
 PLUGIN = "virtscenario-softrt"
 
@@ -27,6 +27,7 @@ FORMATDOMAIN = "https://libvirt.org/formatdomain.html"
 TUNED_RTVH = "https://github.com/redhat-performance/tuned/blob/master/profiles/realtime-virtual-host/tuned.conf"
 TUNED_NETLAT = "https://github.com/redhat-performance/tuned/blob/master/profiles/network-latency/tuned.conf"
 HWLAT = "https://docs.kernel.org/trace/hwlat_detector.html"
+HUGETLB = "https://docs.kernel.org/admin-guide/mm/hugetlbpage.html"
 QEMU_FIRMWARE = "https://gitlab.com/libvirt/libvirt/-/blob/v9.0.0/src/qemu/qemu_firmware.c (qemuFirmwareMatchDomain)"
 GIB_KIB = 1024 * 1024
 
@@ -218,12 +219,14 @@ def _hugepages(domain: Domain, settings: Settings, host: HostInfo, context: Buil
     count = -(-domain.memory // (GIB_KIB * 1024))
     boot = f"1 GiB pages need hugepagesz=1G hugepages={count} on the kernel command line"
     if _ready(domain, host, 2048, nodes):
-        context.note(f"softrt: 2 MiB hugepages, reserved on {where}; 1 GiB pages are not ({boot})",
-                     source=PLUGIN)
+        why = f"2 MiB hugepages, reserved on {where}; 1 GiB pages are not ({boot})"
     else:
-        context.note(f"softrt: 2 MiB hugepages: none are reserved for this VM yet; the host plan reserves them on "
-                     f"{where} at run time and mounts hugetlbfs (virtscenario host apply softrt); {boot}",
-                     source=PLUGIN)
+        why = (f"2 MiB hugepages: none are reserved for this VM yet; the host plan reserves them on {where} at run "
+               f"time and mounts hugetlbfs (virtscenario host apply softrt); {boot}")
+    context.note(f"softrt: {why}", source=PLUGIN)
+    # The setting says what the XML uses, so vm.yaml and every host plan reserve this size.
+    context.adapt_setting("memory.hugepage_size", "2M", f"{why}: libvirt cannot start a VM on pages that are not "
+                          "reserved and mounted, and 1 GiB pages can rarely be reserved after boot", HUGETLB, PLUGIN)
 
 
 def _ready(domain: Domain, host: HostInfo, size_kib: int, nodes: list[int]) -> bool:
