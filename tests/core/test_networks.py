@@ -96,11 +96,40 @@ def test_network_xml_per_mode_is_schema_valid(spec: n.NetworkSpec, forward: Any,
     ("192.168.1.0", "is not an IPv4 network"),
     ("fd00::/64", "is not an IPv4 network"),
     ("10.0.0.0/30", "the prefix must be between /8 and /29"),
+    ("127.0.0.0/24", "is loopback (127.0.0.0/8, RFC 1122)"),
+    ("127.0.0.0/8", "is loopback (127.0.0.0/8, RFC 1122)"),
+    ("224.0.0.0/24", "is multicast (224.0.0.0/4, RFC 5771)"),
+    ("239.1.0.0/16", "is multicast (224.0.0.0/4, RFC 5771)"),
+    ("169.254.0.0/24", "is link-local (169.254.0.0/16, RFC 3927)"),
+    ("169.0.0.0/8", "is link-local (169.254.0.0/16, RFC 3927)"),  # a /8 that holds the link-local /16
+    ("255.255.255.0/24", "is reserved (240.0.0.0/4, RFC 1112; with the broadcast address 255.255.255.255)"),
+    ("240.0.0.0/8", "is reserved (240.0.0.0/4"),
+    ("0.0.0.0/8", "is unspecified (0.0.0.0/8, 'this network', RFC 1122)"),
 ])
 def test_bad_subnets(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         n.parse_subnet(text)
     assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_special_subnets_say_what_to_use_instead() -> None:
+    with pytest.raises(ConfigError) as info:
+        n.parse_subnet("127.0.0.0/24")
+    assert str(info.value) == ("--subnet 127.0.0.0/24 is loopback (127.0.0.0/8, RFC 1122): a libvirt network needs "
+                               "ordinary unicast addresses (e.g. 192.168.150.0/24 or 10.10.0.0/24)")
+    # Neighbours of the special blocks are ordinary.
+    for ok in ("126.0.0.0/8", "128.0.0.0/24", "169.253.0.0/16", "223.255.255.0/24", "10.0.0.0/8", "1.0.0.0/24"):
+        assert str(n.parse_subnet(ok)) == ok
+
+
+def test_the_default_subnet_is_never_special() -> None:
+    candidates = list(n.default_candidates())
+    assert len(candidates) == 155 and all(n.special_block(c) is None for c in candidates)
+    # Every candidate taken: the error says so rather than falling back on anything else.
+    used = [(ipaddress.IPv4Network("192.168.0.0/16"), "the host route 192.168.0.0/16 on eth0")]
+    with pytest.raises(Exception, match="no free 192.168.x.0/24 subnet on this host"):
+        n.free_subnet(used)
 
 
 def test_dhcp_ranges() -> None:
@@ -125,6 +154,7 @@ def test_host_subnets_from_routes_and_local_addresses(host: HostRoot) -> None:
         ("10.8.0.0/16", "the host route 10.8.0.0/16 on wg0"),
         ("172.17.0.0/16", "the host route 172.17.0.0/16 on docker0"),
         ("192.168.122.77/32", "the host address 192.168.122.77"),
+        ("127.0.0.1/32", "the host address 127.0.0.1"),  # loopback addresses are host addresses too
     ]
     # 192.168.122.0/24 holds a host address: the first free /24 is the next one.
     assert str(n.free_subnet(used)) == "192.168.123.0/24"

@@ -76,7 +76,8 @@ def create_cmd(ctx: click.Context, name: str, mode: Optional[str], bridge: Optio
     """Define and start network NAME (validated against libvirt's network.rng).
 
     A subnet that overlaps a host route, a host address or another libvirt network
-    is refused, naming the collision.
+    is refused, naming the collision; so is a loopback, multicast, link-local or
+    reserved one.
 
     \b
     Examples:
