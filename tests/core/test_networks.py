@@ -241,13 +241,51 @@ def test_create_with_create_network_records_it(conn: Any, run_cli: Any, tmp_path
         # delete removes the domain and, since no other domain uses it, the network made for it.
         code, out, err = run("delete", "t-netvm", "--output", str(store), "--connect", "test:///default")
         assert code == 0, err
-        assert "Removed network t-made (created for this VM by --create-network) on test:///default" in out
+        assert ("Removed network t-made (made by --create-network; no other domain uses it) on test:///default"
+                in out)
         assert n.lookup(conn, "t-made") is None and not (store / "t-netvm").exists()
     finally:
         try:
             conn.lookupByName("t-netvm").undefine()
         except Exception:  # noqa: BLE001 - not defined when the test failed early
             pass
+
+
+def test_a_vm_defined_on_a_network_made_for_another_records_it_too(conn: Any, run_cli: Any,
+                                                                    tmp_path: Path) -> None:
+    from tests.conftest import make_pm
+
+    from . import demo_plugin
+    run = run_cli(make_pm(("demo", demo_plugin)))
+    store, other_store = tmp_path / "store", tmp_path / "other"
+
+    def create(vm: str, *extra: str, output: Path = store) -> None:
+        code, _out, err = run("create", "plain", "--name", vm, "--output", str(output), "--disk", "none", "--connect",
+                              "test:///default", "--network", "network=t-shared", "--define", *extra)
+        assert code == 0, err
+    try:
+        create("t-first", "--create-network")
+        create("t-second")  # no --create-network: the network exists, and the store says who made it
+        create("t-third", output=other_store)  # another store knows nothing of it
+        assert n.recorded_networks(store / "t-second") == ["t-shared"]
+        assert n.recorded_networks(other_store / "t-third") == []
+        assert n.created_in_store(store, "test:///default", skip="t-x") == {"t-shared"}
+        assert n.created_in_store(store, "qemu:///system", skip="t-x") == set()  # another hypervisor's network
+        code, out, err = run("delete", "t-first", "--output", str(store))
+        assert code == 0, err
+        assert "Kept network t-shared: still used by t-second, t-third on test:///default" in out
+        code, out, err = run("delete", "t-third", "--output", str(other_store))
+        assert code == 0 and "t-shared" not in out, err
+        assert n.lookup(conn, "t-shared") is not None
+        code, out, err = run("delete", "t-second", "--output", str(store))
+        assert code == 0, err
+        assert "Removed network t-shared" in out and n.lookup(conn, "t-shared") is None
+    finally:
+        for vm in ("t-first", "t-second", "t-third"):
+            try:
+                conn.lookupByName(vm).undefine()
+            except Exception:  # noqa: BLE001 - deleted by the test when it passed
+                pass
 
 
 def test_network_cli_usage_and_errors(run_cli: Any) -> None:

@@ -204,7 +204,35 @@ def test_missing_network_refused_then_created_recorded_and_released(conn: Any, c
     # What 'delete' calls: kept while another domain uses it, removed once only the leaving VM does.
     assert release_network(conn, net_name) == (False, f"kept network {net_name}: still used by {vm}")
     assert release_network(conn, net_name, leaving=vm) == (
-        True, f"removed network {net_name} (created for this VM by --create-network)")
+        True, f"removed network {net_name} (made by --create-network; no other domain uses it)")
+    assert net_name not in {n.name() for n in conn.listAllNetworks(0)}
+
+
+def test_a_network_shared_by_two_vms_goes_with_the_last_one(conn: Any, cli: Callable, cleanup: dict,
+                                                            tmp_path: Path) -> None:
+    net_name, first, second = name("shared"), name("vm-a"), name("vm-b")
+    cleanup["networks"].append(net_name)
+    cleanup["domains"] += [first, second]
+
+    def create(vm: str, *extra: str) -> str:
+        code, out, err = cli("create", "hostres-tiny", "--name", vm, "--output", str(tmp_path), "--disk", "none",
+                             "--network", f"network={net_name}", "--virt-type", "qemu", "--define", *extra)
+        assert code == 0, err
+        return out
+
+    assert f"Created network {net_name} on {SYSTEM_URI} (recorded in vm.yaml)" in create(first, "--create-network")
+    out = create(second, "--create-network")  # the network exists now: nothing is created
+    assert "Created network" not in out and f"Network {net_name} on {SYSTEM_URI} was made by --create-network" in out
+    assert recorded_networks(tmp_path / first) == recorded_networks(tmp_path / second) == [net_name]
+
+    code, out, err = cli("delete", first, "--output", str(tmp_path))
+    assert code == 0, err
+    assert f"Kept network {net_name}: still used by {second} on {SYSTEM_URI}" in out
+    assert conn.networkLookupByName(net_name).isActive()
+    code, out, err = cli("delete", second, "--output", str(tmp_path))
+    assert code == 0, err
+    assert (f"Removed network {net_name} (made by --create-network; no other domain uses it) on {SYSTEM_URI}"
+            in out)
     assert net_name not in {n.name() for n in conn.listAllNetworks(0)}
 
 

@@ -10,6 +10,8 @@ refused: libvirt would define and start it.
 
 A network ``create --create-network`` made is recorded in the VM's vm.yaml
 (``networks_created``); :func:`release_network` removes it again once no domain uses it.
+A VM defined later on such a network (it exists by then, so nothing is created) records
+it too (:func:`created_in_store`): whichever of them is deleted last removes it.
 """
 
 from __future__ import annotations
@@ -379,20 +381,29 @@ class Prepared(FrozenRecord):
     created: tuple[str, ...]  # defined and started here (recorded in vm.yaml)
     started: tuple[str, ...]  # existed, inactive, started here
     warnings: tuple[str, ...]
+    adopted: tuple[str, ...] = ()  # existed, made by --create-network for another VM (recorded in vm.yaml too)
+
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        """What the VM's vm.yaml lists in ``networks_created``: delete removes them when no domain uses them."""
+        return (*self.created, *self.adopted)
 
 
 def prepare_networks(conn: Any, names: Iterable[str], uri: str, host: HostRoot, create: bool,
-                     required: bool) -> Prepared:
+                     required: bool, made_for_others: Iterable[str] = ()) -> Prepared:
     """Make sure the networks the VM's interfaces name exist and are active.
 
     ``create`` (``--create-network``): a missing one is created (NAT, a free subnet), an
     inactive one started. Otherwise a missing or inactive network is an error when the VM
-    is about to be defined (``required``), a warning when only checked.
+    is about to be defined (``required``), a warning when only checked. An existing network
+    in ``made_for_others`` (:func:`created_in_store`) is adopted: the VM records it as well.
     """
     libvirt = _libvirt()
     created: list[str] = []
     started: list[str] = []
     warnings: list[str] = []
+    others = set(made_for_others)
+    adopted = [name for name in dict.fromkeys(names) if name in others]
     try:
         for name in dict.fromkeys(names):
             net = lookup(conn, name)
@@ -421,7 +432,25 @@ def prepare_networks(conn: Any, names: Iterable[str], uri: str, host: HostRoot, 
     except BaseException:
         remove_networks(conn, created)
         raise
-    return Prepared(tuple(created), tuple(started), tuple(warnings))
+    return Prepared(tuple(created), tuple(started), tuple(warnings), tuple(n for n in adopted if n not in created))
+
+
+def created_in_store(root: Path, uri: str, skip: str) -> set[str]:
+    """The networks other VMs of the store at ``root`` (all but ``skip``) record as made by
+    ``--create-network`` on ``uri`` (their vm.yaml ``libvirt_uri``)."""
+    from ..errors import VirtscenarioError
+    from .store import list_vm_names, load_record
+    out: set[str] = set()
+    for vm in list_vm_names(root):
+        if vm == skip:
+            continue
+        try:
+            data = load_record(root / vm) or {}
+        except VirtscenarioError:
+            continue  # a broken record is reported by 'virtscenario list'
+        if str(data.get("libvirt_uri") or "") == uri:
+            out.update(str(n) for n in data.get(CREATED_KEY) or [] if isinstance(n, str))
+    return out
 
 
 def _connect(uri: str) -> str:
@@ -460,4 +489,4 @@ def release_network(conn: Any, name: str, leaving: Optional[str] = None) -> tupl
     if users:
         return False, f"kept network {name}: still used by {', '.join(users)}"
     _stop_and_undefine(lookup(conn, name), name, "remove")
-    return True, f"removed network {name} (created for this VM by --create-network)"
+    return True, f"removed network {name} (made by --create-network; no other domain uses it)"
