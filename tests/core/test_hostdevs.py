@@ -267,3 +267,60 @@ def test_host_devices_lists_every_device_with_its_verdict(run, host: HostRoot) -
     assert data["mdev"] == [{"uuid": MDEV, "parent": "0000:01:00.0", "type": "nvidia-63", "device_api": "vfio-pci"}]
     code, out, err = run("--host-root", str(host.root), "host", "devices")
     assert code == 0 and "IOMMU on (8 groups)" in out and "together with 0000:01:00.1 (same IOMMU group)" in out
+
+
+# -- a USB host device on a scenario without a USB controller -------------------------------------
+def test_usb_hostdev_on_computation_gets_a_usb_controller_and_libvirt_defines_it(run_cli, host: HostRoot,
+                                                                                 tmp_path: Path) -> None:
+    import virtscenario_computation
+
+    from tests.integration.conftest import import_libvirt
+    run = run_cli(make_pm(("computation", virtscenario_computation)))
+    store = tmp_path / "store"
+    conn = import_libvirt().open("test:///default")
+    try:
+        code, out, err = run("--host-root", str(host.root), "create", "computation", "--name", "fixnet-usbhost",
+                             "--output", str(store), "--disk", "none", "--network", "none", "--hostdev",
+                             "usb=046d:c52b", "--connect", "test:///default", "--define", "--explain")
+        assert code == 0, err
+        root = etree.fromstring(conn.lookupByName("fixnet-usbhost").XMLDesc(0).encode())
+        assert [c.get("model") for c in root.iterfind("devices/controller[@type='usb']")] == ["qemu-xhci"]
+        assert root.find("devices/hostdev[@type='usb']/source/vendor").get("id") == "0x046d"
+        # Why computation's "no USB controller" was overridden, in the notes and in the settings table.
+        said = " ".join((out + err).split())
+        assert ("usb.controller=qemu-xhci for --hostdev usb=046d:c52b, not the scenario value none: a USB host "
+                "device needs a USB controller (libvirt refuses it while USB is disabled)") in said
+        row = next(line for line in out.splitlines() if line.startswith("usb.controller"))
+        assert row.split()[1:3] == ["qemu-xhci", "adapted"]
+    finally:
+        try:
+            conn.lookupByName("fixnet-usbhost").undefine()
+        except Exception:  # noqa: BLE001 - not defined when the test failed early
+            pass
+        conn.close()
+
+
+def test_usb_hostdev_with_usb_controller_none_set_by_the_user_is_refused(run_cli, host: HostRoot,
+                                                                         tmp_path: Path) -> None:
+    import virtscenario_computation
+    run = run_cli(make_pm(("computation", virtscenario_computation)))
+    store = tmp_path / "store"
+    code, out, err = run("--host-root", str(host.root), "create", "computation", "--name", "g", "--output",
+                         str(store), "--disk", "none", "--hostdev", "usb=046d:c52b", "--set", "usb.controller=none")
+    assert (code, err) == (1, "Error: --hostdev usb=046d:c52b: a USB host device needs a USB controller, but "
+                              "usb.controller=none (flag --set usb.controller): drop one of them\n")
+    assert not store.exists()
+
+
+def test_rule_catches_a_usb_hostdev_behind_a_disabled_usb_bus(catalog_of, tmp_path: Path) -> None:
+    from virtscenario.domain.model import Controller
+    from virtscenario.plugin.builtin.rules import RULES
+    rule = next(r for r in RULES if r.name == "usb-hostdev-needs-controller")
+    gen = _gen(catalog_of, tmp_path, "usb=046d:c52b", "pci=0000:01:00.0")
+    assert list(rule.check(gen.domain, gen.settings)) == []
+    # What a customize_model hook (or a hand-made model) could do after the core adapted the controller.
+    gen.domain.devices.controllers = [c for c in gen.domain.devices.controllers if c.type != "usb"] + \
+        [Controller("usb", model="none", index=0)]
+    assert list(rule.check(gen.domain, gen.settings)) == [
+        "host device USB 046d:c52b needs a USB controller, but the USB controller is model none"]
+    assert rule.severity == "error" and rule.reference.endswith("formatdomain.html#usb-controller")

@@ -92,6 +92,13 @@ def _confidential_hostdevs(dom: Domain, _s: Settings) -> Iterator[str]:
               "reaches only memory the guest shares with the host"
 
 
+def _usb_hostdev_controller(dom: Domain, _s: Settings) -> Iterator[str]:
+    if any(c.type == "usb" and c.model == "none" for c in dom.devices.controllers):
+        for dev in dom.devices.hostdevs:
+            if dev.type == "usb":
+                yield f"host device {dev.describe()} needs a USB controller, but the USB controller is model none"
+
+
 def _spice_gl(dom: Domain, _s: Settings) -> Iterator[str]:
     for g in dom.devices.graphics:
         if g.type == "spice" and g.gl and g.listen != "none":
@@ -131,6 +138,10 @@ RULES = (
                "kernel docs say all DMA of an SEV guest must use shared memory and TDX guests bounce DMA through "
                "shared SWIOTLB buffers, so a passed-through device and its data sit outside the protected "
                f"boundary, unattested (also {KERNEL_TDX_DMA})", KERNEL_SEV_DMA, _confidential_hostdevs),
+    DomainRule("usb-hostdev-needs-controller",
+               "a USB host device is attached to the guest's USB bus; <controller type='usb' model='none'> "
+               "disables USB, and libvirt then refuses the device ('USB is disabled')",
+               FORMATDOMAIN + "#usb-controller", _usb_hostdev_controller),
     DomainRule("spice-gl-local", "QEMU: SPICE GL support is local-only and incompatible with a TCP port",
                FORMATDOMAIN + "#graphical-framebuffers", _spice_gl),
     DomainRule("dedicated-hint-needs-pinning", "hint-dedicated tells the guest each vCPU has a host CPU of its "
