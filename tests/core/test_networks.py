@@ -288,11 +288,20 @@ def test_a_vm_defined_on_a_network_made_for_another_records_it_too(conn: Any, ru
                 pass
 
 
-def test_network_cli_usage_and_errors(run_cli: Any) -> None:
+def test_network_cli_usage_and_errors(conn: Any, run_cli: Any) -> None:
     from tests.conftest import make_pm
     run = run_cli(make_pm())
     code, out, err = run("network", "create", "x", "--nat", "--bridge", "br0", "--connect", "test:///default")
     assert (code, err) == (2, "Error: --bridge cannot be combined with --nat, --isolated or --routed\n")
+    for flags, said in ((("--nat", "--isolated"), "--nat and --isolated"),
+                        (("--isolated", "--routed"), "--isolated and --routed"),
+                        (("--routed", "--nat", "--isolated"), "--nat and --isolated and --routed")):
+        code, out, err = run("network", "create", "t-modes", *flags, "--connect", "test:///default")
+        assert (code, out, err) == (2, "", f"Error: {said} cannot be combined: a network has one mode\n")
+    code, out, err = run("network", "create", "t-modes", "--isolated", "--isolated", "--connect", "test:///default")
+    assert code == 0 and "(isolated, 192.168." in out, err  # a repeated flag is one mode
+    code, out, err = run("network", "delete", "t-modes", "--connect", "test:///default")
+    assert code == 0, err
     code, out, err = run("network", "delete", "nope", "--connect", "test:///default")
     assert (code, err) == (1, "Error: network 'nope' does not exist on test:///default\n")
     code, out, err = run("network", "list", "--connect", "test:///default")
