@@ -140,7 +140,9 @@ def test_overlay_works_for_every_scenario_and_refuses_nonsense(tmp_path, base):
     for spec, message in ((f"path={base},overlay=maybe", "overlay='maybe' is not on or off"),
                           ("size=2,overlay=on", "overlay=on needs path=BASE"),
                           (f"path={tmp_path}/missing,overlay=on", "no such file"),
-                          (f"path={base},overlay=on,size=1M", "cannot be smaller than its base")):
+                          (f"path={base},overlay=on,size=1M", "cannot be smaller than its base"),
+                          (f"path={base},overlay=on,format=raw", "an overlay is a qcow2 image (only qcow2 has "
+                                                                 "backing files), not raw; drop format=")):
         bad = cli("create", "desktop", "--name", "d1", "--output", str(tmp_path / "s"), "--disk", spec,
                   "--dry-run")
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
@@ -153,6 +155,11 @@ def test_dry_run_says_what_it_would_make_and_writes_nothing(tmp_path, base, key)
     assert f"overlay on {base} (raw, never written)" in result.stdout
     assert "Would write cloud-init seed" in result.stdout and "user-data, meta-data" in result.stdout
     assert not (tmp_path / "s").exists()
+    # format=qcow2 is the overlay's own format: the base's stays what the base is.
+    result = cli("create", "testing", "--name", "t2", "--output", str(tmp_path / "s"), "--disk",
+                 f"path={base},overlay=on,format=qcow2", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"qcow2, the base's size, overlay on {base} (raw, never written)" in result.stdout
 
 
 def test_boot_bios_and_uefi_are_the_firmware_setting(tmp_path):

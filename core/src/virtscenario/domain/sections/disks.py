@@ -117,6 +117,9 @@ def parse_disk(text: str) -> Optional[DiskArg]:
     overlay = _overlay_flag(opts.pop("overlay", "off"), text)
     if overlay and "path" not in opts:
         raise ConfigError(f"--disk {text!r}: overlay=on needs path=BASE (the image the overlay is based on)")
+    if overlay and opts.get("format", "qcow2") != "qcow2":
+        raise ConfigError(f"--disk {text!r}: an overlay is a qcow2 image (only qcow2 has backing files), not "
+                          f"{opts['format']}; drop format= (the base's own format is read from the base)")
     if "path" in opts and "size" in opts and not overlay:
         raise ConfigError(f"--disk {text!r}: give either size= (new image) or path= (existing image), not both "
                           "(or path=BASE,overlay=on,size=N for a larger overlay)")
@@ -254,12 +257,12 @@ def _overlay_plan(spec: DiskArg, index: int, value: Any, image_dir: Path, vm_nam
     base = Path(str(spec.path)).expanduser().absolute()
     if not base.is_file():
         raise ConfigError(f"--disk path={spec.path}: no such file (an overlay's base must be an image file)")
-    fmt = spec.format
+    fmt = None  # the base's format, read from the base (format= is the overlay's own: qcow2, parse_disk)
     size = int(value("size")) if spec.size is not None else None
     if inspect_images:
         from ...vm.images import image_info
         info = image_info(str(base))
-        fmt = fmt or info.get("format", "raw")
+        fmt = info.get("format", "raw")
         if info.get("encrypted"):
             raise ConfigError(f"--disk path={spec.path},overlay=on: the base is encrypted; an overlay on it would "
                               "need its secret (use the image itself, or a decrypted copy)")
