@@ -148,6 +148,30 @@ def test_overlay_works_for_every_scenario_and_refuses_nonsense(tmp_path, base):
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
 
 
+def test_securevm_overlay_is_refused_unless_the_user_turns_disk_encryption_off(tmp_path, base):
+    # securevm's disk.encryption says "unreadable at rest"; an overlay is not, nor is its base.
+    store = tmp_path / "s"
+    args = ("create", "securevm", "--name", "sv", "--output", str(store), "--disk", f"path={base},overlay=on",
+            "--network", "none", "--explain")
+    refused = cli(*args)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        f"Error: --disk path={base},overlay=on: disk.encryption is on (scenario securevm"), refused.stderr
+    assert refused.stderr.endswith("but an overlay is not encrypted at rest and its base stays readable: add --set "
+                                   "disk.encryption=off to accept an unencrypted disk, or give a new disk (--disk "
+                                   "size=GiB), which is encrypted\n") and refused.stderr.count("\n") == 1
+    assert not store.exists()
+    result = cli(*args, "--set", "disk.encryption=off")
+    assert result.returncode == 0, result.stderr
+    # The table says what the disk is: not encrypted, by the user's decision.
+    row = next(line for line in result.stdout.splitlines() if line.startswith("disk.encryption"))
+    assert row.split()[1:3] == ["off", "flag"]
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(store / "sv" / "sv.qcow2")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(base) and not info.get("encrypted")
+    root = etree.parse(str(store / "sv" / "domain.xml")).getroot()
+    assert root.find("devices/disk/source/encryption") is None
+
+
 def test_dry_run_says_what_it_would_make_and_writes_nothing(tmp_path, base, key):
     result = cli("create", "testing", "--name", "t2", "--output", str(tmp_path / "s"), "--disk",
                  f"path={base},overlay=on", "--cloud-init", f"ssh-key={key}", "--dry-run")
