@@ -117,8 +117,19 @@ def test_migratable_vm_refuses_host_devices(catalog_of, tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         _gen(catalog_of, tmp_path, "usb=046d:c52b", cli_settings=[("vm.migratable", "true", "--set")],
              disks=[], schema=None)
-    assert str(info.value).startswith("host device USB 046d:c52b is tied to this host: it cannot follow the VM "
-                                      "[rule migratable-vm")
+    assert str(info.value).startswith("host device USB 046d:c52b is tied to this host: libvirt migrates it only "
+                                      "where the destination has a USB 046d:c52b too [rule migratable-vm")
+    # The rule cites the libvirt code that decides, not a page that says nothing about host devices.
+    assert "qemuMigrationSrcIsAllowedHostdev" in str(info.value)
+    assert "see https://gitlab.com/libvirt/libvirt/-/blob/master/src/qemu/qemu_migration.c]" in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        _gen(catalog_of, tmp_path, "pci=0000:02:00.0", f"mdev={MDEV}", cli_settings=[("vm.migratable", "true",
+                                                                                      "--set")], disks=[],
+             schema=None)
+    assert str(info.value).startswith("host device PCI 0000:02:00.0 is tied to this host: libvirt refuses to "
+                                      "migrate a domain with <hostdev type='pci'> [rule migratable-vm")
+    assert "host device mdev " + MDEV + " is tied to this host: libvirt refuses to migrate a domain with " \
+        "<hostdev type='mdev'>" in info.value.problems[1]
 
 
 def test_securevm_refuses_host_devices_with_the_reason(catalog_of, tmp_path: Path) -> None:
@@ -176,9 +187,49 @@ def test_host_essentials_are_refused(host: HostRoot) -> None:
     assert refusal(host, "pci=0000:00:17.0") == ("--hostdev pci=0000:00:17.0: 0000:00:17.0 is the controller of the "
                                                   "host's boot disk /dev/sda2 (/)")
     assert refusal(host, "pci=0000:00:02.0") == ("--hostdev pci=0000:00:02.0: 0000:00:02.0 is the host's console "
-                                                  "GPU (boot_vga)")
+                                                  "GPU (boot_vga is 1)")
     assert refusal(host, "pci=0000:09:00.0") == ("--hostdev pci=0000:09:00.0: no PCI device 0000:09:00.0 on this "
                                                   "host (/sys/bus/pci/devices/0000:09:00.0)")
+
+
+def test_console_gpu_found_through_fb0_says_so(tmp_path: Path) -> None:
+    # The GPU that drives fb0 while boot_vga says 0 (a second GPU the firmware did not pick, say).
+    pci = [dataclasses.replace(p, boot_vga=False) if p.address == "0000:00:02.0" else p
+           for p in fakedevices.WORKSTATION.pci]
+    fb = variant(tmp_path, pci=pci)
+    os.makedirs(fb.path("/sys/class/graphics/fb0"))
+    os.symlink(os.path.relpath(fb.path(fakedevices.device_dir(fakedevices.WORKSTATION, "0000:00:01.0") +
+                                       "/0000:01:00.0"), fb.path("/sys/class/graphics/fb0")),
+               fb.path("/sys/class/graphics/fb0/device"))
+    assert refusal(fb, "pci=0000:01:00.0", "pci=0000:01:00.1") == (
+        "--hostdev pci=0000:01:00.0: 0000:01:00.0 is the host's console GPU (the console framebuffer "
+        "/sys/class/graphics/fb0 is on it)")
+    assert check(fb, "pci=0000:00:02.0") == [
+        "0000:00:02.0 (VGA controller 8086:3e92, driver i915): the host driver loses it; libvirt (managed='yes') "
+        "binds it to vfio-pci when the VM starts and back when it stops, 'virtscenario host apply' binds it now"]
+
+
+def test_isa_bridge_is_no_endpoint_and_holds_its_group_back(tmp_path: Path) -> None:
+    lpc = fakedevices.Pci("0000:00:1f.0", 0x060100, device="a30e", driver="lpc_ich", group=8)
+    audio = fakedevices.Pci("0000:00:1f.3", 0x040300, device="a348", driver="snd_hda_intel", group=8)
+    smbus = fakedevices.Pci("0000:00:1f.4", 0x0c0500, device="a323", driver=None, group=8)
+    other = fakedevices.Pci("0000:00:1e.0", 0x068000, device="a328", driver=None, group=9)  # 'other bridge'
+    nic = fakedevices.Pci("0000:03:00.0", 0x020000, device="10d3", driver="e1000e", group=9)
+    chipset = variant(tmp_path, pci=[*fakedevices.WORKSTATION.pci, lpc, audio, smbus, other, nic])
+    assert refusal(chipset, "pci=0000:00:1f.0") == ("--hostdev pci=0000:00:1f.0: 0000:00:1f.0 is an ISA bridge: "
+                                                    "only endpoint devices can be passed through")
+    assert refusal(chipset, "pci=0000:00:1e.0") == ("--hostdev pci=0000:00:1e.0: 0000:00:1e.0 is a bridge: only "
+                                                    "endpoint devices can be passed through")
+    # VFIO needs every device of the group unbound or bound to vfio-pci; lpc_ich keeps the LPC bridge.
+    assert refusal(chipset, "pci=0000:00:1f.3", "pci=0000:00:1f.4") == (
+        "--hostdev pci=0000:00:1f.3: IOMMU group 8 of 0000:00:1f.3 also holds 0000:00:1f.0 (ISA bridge 8086:a30e, "
+        "driver lpc_ich), which cannot go to a VM, and VFIO assigns whole groups (only PCI-to-PCI bridges, PCIe "
+        "ports and devices without a driver may stay with the host)")
+    # A bridge without a driver may stay with the host, like a PCI-to-PCI bridge.
+    assert len(check(chipset, "pci=0000:03:00.0")) == 1
+    facts = read_devices(chipset)
+    assert sorted(d.address for d in facts.pci if d.is_bridge) == [
+        "0000:00:00.0", "0000:00:01.0", "0000:00:1c.4", "0000:00:1d.0", "0000:00:1e.0", "0000:00:1f.0"]
 
 
 def test_group_holding_the_boot_controller(tmp_path: Path) -> None:
