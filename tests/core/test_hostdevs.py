@@ -117,8 +117,19 @@ def test_migratable_vm_refuses_host_devices(catalog_of, tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         _gen(catalog_of, tmp_path, "usb=046d:c52b", cli_settings=[("vm.migratable", "true", "--set")],
              disks=[], schema=None)
-    assert str(info.value).startswith("host device USB 046d:c52b is tied to this host: it cannot follow the VM "
-                                      "[rule migratable-vm")
+    assert str(info.value).startswith("host device USB 046d:c52b is tied to this host: libvirt migrates it only "
+                                      "where the destination has a USB 046d:c52b too [rule migratable-vm")
+    # The rule cites the libvirt code that decides, not a page that says nothing about host devices.
+    assert "qemuMigrationSrcIsAllowedHostdev" in str(info.value)
+    assert "see https://gitlab.com/libvirt/libvirt/-/blob/master/src/qemu/qemu_migration.c]" in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        _gen(catalog_of, tmp_path, "pci=0000:02:00.0", f"mdev={MDEV}", cli_settings=[("vm.migratable", "true",
+                                                                                      "--set")], disks=[],
+             schema=None)
+    assert str(info.value).startswith("host device PCI 0000:02:00.0 is tied to this host: libvirt refuses to "
+                                      "migrate a domain with <hostdev type='pci'> [rule migratable-vm")
+    assert "host device mdev " + MDEV + " is tied to this host: libvirt refuses to migrate a domain with " \
+        "<hostdev type='mdev'>" in info.value.problems[1]
 
 
 def test_securevm_refuses_host_devices_with_the_reason(catalog_of, tmp_path: Path) -> None:
@@ -176,9 +187,49 @@ def test_host_essentials_are_refused(host: HostRoot) -> None:
     assert refusal(host, "pci=0000:00:17.0") == ("--hostdev pci=0000:00:17.0: 0000:00:17.0 is the controller of the "
                                                   "host's boot disk /dev/sda2 (/)")
     assert refusal(host, "pci=0000:00:02.0") == ("--hostdev pci=0000:00:02.0: 0000:00:02.0 is the host's console "
-                                                  "GPU (boot_vga)")
+                                                  "GPU (boot_vga is 1)")
     assert refusal(host, "pci=0000:09:00.0") == ("--hostdev pci=0000:09:00.0: no PCI device 0000:09:00.0 on this "
                                                   "host (/sys/bus/pci/devices/0000:09:00.0)")
+
+
+def test_console_gpu_found_through_fb0_says_so(tmp_path: Path) -> None:
+    # The GPU that drives fb0 while boot_vga says 0 (a second GPU the firmware did not pick, say).
+    pci = [dataclasses.replace(p, boot_vga=False) if p.address == "0000:00:02.0" else p
+           for p in fakedevices.WORKSTATION.pci]
+    fb = variant(tmp_path, pci=pci)
+    os.makedirs(fb.path("/sys/class/graphics/fb0"))
+    os.symlink(os.path.relpath(fb.path(fakedevices.device_dir(fakedevices.WORKSTATION, "0000:00:01.0") +
+                                       "/0000:01:00.0"), fb.path("/sys/class/graphics/fb0")),
+               fb.path("/sys/class/graphics/fb0/device"))
+    assert refusal(fb, "pci=0000:01:00.0", "pci=0000:01:00.1") == (
+        "--hostdev pci=0000:01:00.0: 0000:01:00.0 is the host's console GPU (the console framebuffer "
+        "/sys/class/graphics/fb0 is on it)")
+    assert check(fb, "pci=0000:00:02.0") == [
+        "0000:00:02.0 (VGA controller 8086:3e92, driver i915): the host driver loses it; libvirt (managed='yes') "
+        "binds it to vfio-pci when the VM starts and back when it stops, 'virtscenario host apply' binds it now"]
+
+
+def test_isa_bridge_is_no_endpoint_and_holds_its_group_back(tmp_path: Path) -> None:
+    lpc = fakedevices.Pci("0000:00:1f.0", 0x060100, device="a30e", driver="lpc_ich", group=8)
+    audio = fakedevices.Pci("0000:00:1f.3", 0x040300, device="a348", driver="snd_hda_intel", group=8)
+    smbus = fakedevices.Pci("0000:00:1f.4", 0x0c0500, device="a323", driver=None, group=8)
+    other = fakedevices.Pci("0000:00:1e.0", 0x068000, device="a328", driver=None, group=9)  # 'other bridge'
+    nic = fakedevices.Pci("0000:03:00.0", 0x020000, device="10d3", driver="e1000e", group=9)
+    chipset = variant(tmp_path, pci=[*fakedevices.WORKSTATION.pci, lpc, audio, smbus, other, nic])
+    assert refusal(chipset, "pci=0000:00:1f.0") == ("--hostdev pci=0000:00:1f.0: 0000:00:1f.0 is an ISA bridge: "
+                                                    "only endpoint devices can be passed through")
+    assert refusal(chipset, "pci=0000:00:1e.0") == ("--hostdev pci=0000:00:1e.0: 0000:00:1e.0 is a bridge: only "
+                                                    "endpoint devices can be passed through")
+    # VFIO needs every device of the group unbound or bound to vfio-pci; lpc_ich keeps the LPC bridge.
+    assert refusal(chipset, "pci=0000:00:1f.3", "pci=0000:00:1f.4") == (
+        "--hostdev pci=0000:00:1f.3: IOMMU group 8 of 0000:00:1f.3 also holds 0000:00:1f.0 (ISA bridge 8086:a30e, "
+        "driver lpc_ich), which cannot go to a VM, and VFIO assigns whole groups (only PCI-to-PCI bridges, PCIe "
+        "ports and devices without a driver may stay with the host)")
+    # A bridge without a driver may stay with the host, like a PCI-to-PCI bridge.
+    assert len(check(chipset, "pci=0000:03:00.0")) == 1
+    facts = read_devices(chipset)
+    assert sorted(d.address for d in facts.pci if d.is_bridge) == [
+        "0000:00:00.0", "0000:00:01.0", "0000:00:1c.4", "0000:00:1d.0", "0000:00:1e.0", "0000:00:1f.0"]
 
 
 def test_group_holding_the_boot_controller(tmp_path: Path) -> None:
@@ -267,3 +318,60 @@ def test_host_devices_lists_every_device_with_its_verdict(run, host: HostRoot) -
     assert data["mdev"] == [{"uuid": MDEV, "parent": "0000:01:00.0", "type": "nvidia-63", "device_api": "vfio-pci"}]
     code, out, err = run("--host-root", str(host.root), "host", "devices")
     assert code == 0 and "IOMMU on (8 groups)" in out and "together with 0000:01:00.1 (same IOMMU group)" in out
+
+
+# -- a USB host device on a scenario without a USB controller -------------------------------------
+def test_usb_hostdev_on_computation_gets_a_usb_controller_and_libvirt_defines_it(run_cli, host: HostRoot,
+                                                                                 tmp_path: Path) -> None:
+    import virtscenario_computation
+
+    from tests.integration.conftest import import_libvirt
+    run = run_cli(make_pm(("computation", virtscenario_computation)))
+    store = tmp_path / "store"
+    conn = import_libvirt().open("test:///default")
+    try:
+        code, out, err = run("--host-root", str(host.root), "create", "computation", "--name", "fixnet-usbhost",
+                             "--output", str(store), "--disk", "none", "--network", "none", "--hostdev",
+                             "usb=046d:c52b", "--connect", "test:///default", "--define", "--explain")
+        assert code == 0, err
+        root = etree.fromstring(conn.lookupByName("fixnet-usbhost").XMLDesc(0).encode())
+        assert [c.get("model") for c in root.iterfind("devices/controller[@type='usb']")] == ["qemu-xhci"]
+        assert root.find("devices/hostdev[@type='usb']/source/vendor").get("id") == "0x046d"
+        # Why computation's "no USB controller" was overridden, in the notes and in the settings table.
+        said = " ".join((out + err).split())
+        assert ("usb.controller=qemu-xhci for --hostdev usb=046d:c52b, not the scenario value none: a USB host "
+                "device needs a USB controller (libvirt refuses it while USB is disabled)") in said
+        row = next(line for line in out.splitlines() if line.startswith("usb.controller"))
+        assert row.split()[1:3] == ["qemu-xhci", "adapted"]
+    finally:
+        try:
+            conn.lookupByName("fixnet-usbhost").undefine()
+        except Exception:  # noqa: BLE001 - not defined when the test failed early
+            pass
+        conn.close()
+
+
+def test_usb_hostdev_with_usb_controller_none_set_by_the_user_is_refused(run_cli, host: HostRoot,
+                                                                         tmp_path: Path) -> None:
+    import virtscenario_computation
+    run = run_cli(make_pm(("computation", virtscenario_computation)))
+    store = tmp_path / "store"
+    code, out, err = run("--host-root", str(host.root), "create", "computation", "--name", "g", "--output",
+                         str(store), "--disk", "none", "--hostdev", "usb=046d:c52b", "--set", "usb.controller=none")
+    assert (code, err) == (1, "Error: --hostdev usb=046d:c52b: a USB host device needs a USB controller, but "
+                              "usb.controller=none (flag --set usb.controller): drop one of them\n")
+    assert not store.exists()
+
+
+def test_rule_catches_a_usb_hostdev_behind_a_disabled_usb_bus(catalog_of, tmp_path: Path) -> None:
+    from virtscenario.domain.model import Controller
+    from virtscenario.plugin.builtin.rules import RULES
+    rule = next(r for r in RULES if r.name == "usb-hostdev-needs-controller")
+    gen = _gen(catalog_of, tmp_path, "usb=046d:c52b", "pci=0000:01:00.0")
+    assert list(rule.check(gen.domain, gen.settings)) == []
+    # What a customize_model hook (or a hand-made model) could do after the core adapted the controller.
+    gen.domain.devices.controllers = [c for c in gen.domain.devices.controllers if c.type != "usb"] + \
+        [Controller("usb", model="none", index=0)]
+    assert list(rule.check(gen.domain, gen.settings)) == [
+        "host device USB 046d:c52b needs a USB controller, but the USB controller is model none"]
+    assert rule.severity == "error" and rule.reference.endswith("formatdomain.html#usb-controller")

@@ -96,11 +96,40 @@ def test_network_xml_per_mode_is_schema_valid(spec: n.NetworkSpec, forward: Any,
     ("192.168.1.0", "is not an IPv4 network"),
     ("fd00::/64", "is not an IPv4 network"),
     ("10.0.0.0/30", "the prefix must be between /8 and /29"),
+    ("127.0.0.0/24", "is loopback (127.0.0.0/8, RFC 1122)"),
+    ("127.0.0.0/8", "is loopback (127.0.0.0/8, RFC 1122)"),
+    ("224.0.0.0/24", "is multicast (224.0.0.0/4, RFC 5771)"),
+    ("239.1.0.0/16", "is multicast (224.0.0.0/4, RFC 5771)"),
+    ("169.254.0.0/24", "is link-local (169.254.0.0/16, RFC 3927)"),
+    ("169.0.0.0/8", "is link-local (169.254.0.0/16, RFC 3927)"),  # a /8 that holds the link-local /16
+    ("255.255.255.0/24", "is reserved (240.0.0.0/4, RFC 1112; with the broadcast address 255.255.255.255)"),
+    ("240.0.0.0/8", "is reserved (240.0.0.0/4"),
+    ("0.0.0.0/8", "is unspecified (0.0.0.0/8, 'this network', RFC 1122)"),
 ])
 def test_bad_subnets(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         n.parse_subnet(text)
     assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_special_subnets_say_what_to_use_instead() -> None:
+    with pytest.raises(ConfigError) as info:
+        n.parse_subnet("127.0.0.0/24")
+    assert str(info.value) == ("--subnet 127.0.0.0/24 is loopback (127.0.0.0/8, RFC 1122): a libvirt network needs "
+                               "ordinary unicast addresses (e.g. 192.168.150.0/24 or 10.10.0.0/24)")
+    # Neighbours of the special blocks are ordinary.
+    for ok in ("126.0.0.0/8", "128.0.0.0/24", "169.253.0.0/16", "223.255.255.0/24", "10.0.0.0/8", "1.0.0.0/24"):
+        assert str(n.parse_subnet(ok)) == ok
+
+
+def test_the_default_subnet_is_never_special() -> None:
+    candidates = list(n.default_candidates())
+    assert len(candidates) == 155 and all(n.special_block(c) is None for c in candidates)
+    # Every candidate taken: the error says so rather than falling back on anything else.
+    used = [(ipaddress.IPv4Network("192.168.0.0/16"), "the host route 192.168.0.0/16 on eth0")]
+    with pytest.raises(Exception, match="no free 192.168.x.0/24 subnet on this host"):
+        n.free_subnet(used)
 
 
 def test_dhcp_ranges() -> None:
@@ -125,6 +154,7 @@ def test_host_subnets_from_routes_and_local_addresses(host: HostRoot) -> None:
         ("10.8.0.0/16", "the host route 10.8.0.0/16 on wg0"),
         ("172.17.0.0/16", "the host route 172.17.0.0/16 on docker0"),
         ("192.168.122.77/32", "the host address 192.168.122.77"),
+        ("127.0.0.1/32", "the host address 127.0.0.1"),  # loopback addresses are host addresses too
     ]
     # 192.168.122.0/24 holds a host address: the first free /24 is the next one.
     assert str(n.free_subnet(used)) == "192.168.123.0/24"
@@ -211,7 +241,8 @@ def test_create_with_create_network_records_it(conn: Any, run_cli: Any, tmp_path
         # delete removes the domain and, since no other domain uses it, the network made for it.
         code, out, err = run("delete", "t-netvm", "--output", str(store), "--connect", "test:///default")
         assert code == 0, err
-        assert "Removed network t-made (created for this VM by --create-network) on test:///default" in out
+        assert ("Removed network t-made (made by --create-network; no other domain uses it) on test:///default"
+                in out)
         assert n.lookup(conn, "t-made") is None and not (store / "t-netvm").exists()
     finally:
         try:
@@ -220,11 +251,57 @@ def test_create_with_create_network_records_it(conn: Any, run_cli: Any, tmp_path
             pass
 
 
-def test_network_cli_usage_and_errors(run_cli: Any) -> None:
+def test_a_vm_defined_on_a_network_made_for_another_records_it_too(conn: Any, run_cli: Any,
+                                                                    tmp_path: Path) -> None:
+    from tests.conftest import make_pm
+
+    from . import demo_plugin
+    run = run_cli(make_pm(("demo", demo_plugin)))
+    store, other_store = tmp_path / "store", tmp_path / "other"
+
+    def create(vm: str, *extra: str, output: Path = store) -> None:
+        code, _out, err = run("create", "plain", "--name", vm, "--output", str(output), "--disk", "none", "--connect",
+                              "test:///default", "--network", "network=t-shared", "--define", *extra)
+        assert code == 0, err
+    try:
+        create("t-first", "--create-network")
+        create("t-second")  # no --create-network: the network exists, and the store says who made it
+        create("t-third", output=other_store)  # another store knows nothing of it
+        assert n.recorded_networks(store / "t-second") == ["t-shared"]
+        assert n.recorded_networks(other_store / "t-third") == []
+        assert n.created_in_store(store, "test:///default", skip="t-x") == {"t-shared"}
+        assert n.created_in_store(store, "qemu:///system", skip="t-x") == set()  # another hypervisor's network
+        code, out, err = run("delete", "t-first", "--output", str(store))
+        assert code == 0, err
+        assert "Kept network t-shared: still used by t-second, t-third on test:///default" in out
+        code, out, err = run("delete", "t-third", "--output", str(other_store))
+        assert code == 0 and "t-shared" not in out, err
+        assert n.lookup(conn, "t-shared") is not None
+        code, out, err = run("delete", "t-second", "--output", str(store))
+        assert code == 0, err
+        assert "Removed network t-shared" in out and n.lookup(conn, "t-shared") is None
+    finally:
+        for vm in ("t-first", "t-second", "t-third"):
+            try:
+                conn.lookupByName(vm).undefine()
+            except Exception:  # noqa: BLE001 - deleted by the test when it passed
+                pass
+
+
+def test_network_cli_usage_and_errors(conn: Any, run_cli: Any) -> None:
     from tests.conftest import make_pm
     run = run_cli(make_pm())
     code, out, err = run("network", "create", "x", "--nat", "--bridge", "br0", "--connect", "test:///default")
     assert (code, err) == (2, "Error: --bridge cannot be combined with --nat, --isolated or --routed\n")
+    for flags, said in ((("--nat", "--isolated"), "--nat and --isolated"),
+                        (("--isolated", "--routed"), "--isolated and --routed"),
+                        (("--routed", "--nat", "--isolated"), "--nat and --isolated and --routed")):
+        code, out, err = run("network", "create", "t-modes", *flags, "--connect", "test:///default")
+        assert (code, out, err) == (2, "", f"Error: {said} cannot be combined: a network has one mode\n")
+    code, out, err = run("network", "create", "t-modes", "--isolated", "--isolated", "--connect", "test:///default")
+    assert code == 0 and "(isolated, 192.168." in out, err  # a repeated flag is one mode
+    code, out, err = run("network", "delete", "t-modes", "--connect", "test:///default")
+    assert code == 0, err
     code, out, err = run("network", "delete", "nope", "--connect", "test:///default")
     assert (code, err) == (1, "Error: network 'nope' does not exist on test:///default\n")
     code, out, err = run("network", "list", "--connect", "test:///default")

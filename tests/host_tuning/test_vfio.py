@@ -76,7 +76,7 @@ def test_host_essentials_are_refused_even_from_a_hand_edited_vm(tmp_path: Path) 
     plan = build_plan([req(SATA), req("0000:00:02.0", "vm-b"), req("0000:0a:00.0", "vm-c")], fake(tmp_path))
     assert plan.refusals == [
         f"host.vfio_pci (tplain (vm-a)): {SATA} is the controller of the host's boot disk /dev/sda2 (/)",
-        "host.vfio_pci (tplain (vm-b)): 0000:00:02.0 is the host's console GPU (boot_vga)",
+        "host.vfio_pci (tplain (vm-b)): 0000:00:02.0 is the host's console GPU (boot_vga is 1)",
         "host.vfio_pci (tplain (vm-c)): 0000:0a:00.0 is not a PCI device of this host "
         "(/sys/bus/pci/devices/0000:0a:00.0)"]
     assert plan.needed == []
@@ -87,6 +87,17 @@ def test_device_wanted_by_two_vms_is_a_conflict_not_an_error(tmp_path: Path) -> 
     change = knobs(plan)[f"vfio-pci {NIC}"].change
     assert change.conflict == "tplain (vm-a), tplain (vm-b) all want it: only one of them can run at a time"
     assert not plan.refusals
+
+
+def test_each_binding_names_the_vms_that_use_that_device(tmp_path: Path) -> None:
+    other = HostRequirement("host.vfio_pci", NVME, "test rationale", "https://libvirt.org", "tother", "vm-c", 0)
+    plan = build_plan([req(NIC, "vm-a"), req(NIC, "vm-b"), other], fake(tmp_path))
+    assert knobs(plan)[f"vfio-pci {NIC}"].change.source == "tplain (vm-a), tplain (vm-b)"
+    assert knobs(plan)[f"vfio-pci {NVME}"].change.source == "tother (vm-c)"
+    assert knobs(plan)["driverctl"].change.source == "tother, tplain"  # for every binding: every scenario
+    off = build_plan([req(NIC, "vm-a"), other], fake(tmp_path, "off", iommu=False))
+    assert knobs(off)[f"vfio-pci {NVME}"].change.source == "tother (vm-c)"
+    assert knobs(off)["kernel cmdline (IOMMU)"].change.source == "tother, tplain"
 
 
 def test_already_bound_needs_nothing(tmp_path: Path) -> None:
@@ -149,6 +160,8 @@ def test_unbound_device_and_a_custom_override_come_back_exactly(run_cli: Any, tm
     result = run_cli(["--host-root", str(host.root), "host", "apply", "tplain", "--vm", "a", "--vm", "b",
                       "--output", str(store), "--yes"])
     assert result.exit_code == 0, result.output
+    assert f"  bind {NIC} to vfio-pci (no host driver had it)\n" in result.output
+    assert f"  bind {NVME} to vfio-pci (nvme loses it)\n" in result.output
     assert (driver(host, NIC), driver(host, NVME)) == ("vfio-pci", "vfio-pci")
     result = run_cli(["--host-root", str(host.root), "host", "revert", "--yes"])
     assert result.exit_code == 0, result.output

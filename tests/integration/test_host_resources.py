@@ -1,7 +1,8 @@
 """Host resources on the real libvirtd: networks (created, used by a started TCG guest, refused
 while in use, deleted; subnet collisions) and a host device from this machine's nodedev list.
 
-Names start with ``hostres-`` (the daemon is shared). dnsmasq (Debian: dnsmasq-base) must be
+Names are ``<prefix>-hostres-...`` (the daemon is shared; the prefix is
+``VIRTSCENARIO_TEST_DOMAIN_PREFIX``, see conftest.unique_name). dnsmasq (Debian: dnsmasq-base) must be
 installed: ``scripts/setup.sh --tests`` does it; without it libvirt cannot start a NAT network.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,7 +27,7 @@ from virtscenario.plugin.manager import VirtscenarioPluginManager
 from virtscenario.types import Choice, Scenario
 from virtscenario.vm.networks import recorded_networks, release_network
 
-from .conftest import SYSTEM_URI, import_libvirt, open_libvirtd, remove_domain
+from .conftest import SYSTEM_URI, import_libvirt, open_libvirtd, remove_domain, unique_name
 
 pytestmark = pytest.mark.libvirtd
 REF = "https://libvirt.org/formatnetwork.html"
@@ -53,7 +53,7 @@ def pm() -> VirtscenarioPluginManager:
 
 
 def name(label: str) -> str:
-    return f"hostres-{label}-{uuid.uuid4().hex[:6]}"
+    return unique_name(f"hostres-{label}")
 
 
 @pytest.fixture()
@@ -166,6 +166,23 @@ def test_colliding_subnets_are_refused_naming_the_collision(conn: Any, cli: Call
     assert second not in {n.name() for n in conn.listAllNetworks(0)}
 
 
+@pytest.mark.parametrize("subnet,what", [
+    ("127.0.0.0/24", "loopback (127.0.0.0/8, RFC 1122)"),
+    ("224.0.0.0/24", "multicast (224.0.0.0/4, RFC 5771)"),
+    ("169.254.0.0/24", "link-local (169.254.0.0/16, RFC 3927)"),
+    ("255.255.255.0/24", "reserved (240.0.0.0/4, RFC 1112; with the broadcast address 255.255.255.255)"),
+])
+def test_special_subnets_are_refused_before_libvirt_sees_them(conn: Any, cli: Callable, cleanup: dict, subnet: str,
+                                                               what: str) -> None:
+    # libvirt itself defines and starts these (a virbrN with 127.0.0.1/24): the check is ours.
+    net_name = name("special")
+    cleanup["networks"].append(net_name)
+    code, out, err = cli("network", "create", net_name, "--isolated", "--subnet", subnet)
+    assert (code, out, err) == (1, "", f"Error: --subnet {subnet} is {what}: a libvirt network needs ordinary "
+                                       "unicast addresses (e.g. 192.168.150.0/24 or 10.10.0.0/24)\n")
+    assert net_name not in {n.name() for n in conn.listAllNetworks(0)}
+
+
 def test_missing_network_refused_then_created_recorded_and_released(conn: Any, cli: Callable, cleanup: dict,
                                                                     tmp_path: Path) -> None:
     net_name, vm = name("auto"), name("vm")
@@ -187,7 +204,35 @@ def test_missing_network_refused_then_created_recorded_and_released(conn: Any, c
     # What 'delete' calls: kept while another domain uses it, removed once only the leaving VM does.
     assert release_network(conn, net_name) == (False, f"kept network {net_name}: still used by {vm}")
     assert release_network(conn, net_name, leaving=vm) == (
-        True, f"removed network {net_name} (created for this VM by --create-network)")
+        True, f"removed network {net_name} (made by --create-network; no other domain uses it)")
+    assert net_name not in {n.name() for n in conn.listAllNetworks(0)}
+
+
+def test_a_network_shared_by_two_vms_goes_with_the_last_one(conn: Any, cli: Callable, cleanup: dict,
+                                                            tmp_path: Path) -> None:
+    net_name, first, second = name("shared"), name("vm-a"), name("vm-b")
+    cleanup["networks"].append(net_name)
+    cleanup["domains"] += [first, second]
+
+    def create(vm: str, *extra: str) -> str:
+        code, out, err = cli("create", "hostres-tiny", "--name", vm, "--output", str(tmp_path), "--disk", "none",
+                             "--network", f"network={net_name}", "--virt-type", "qemu", "--define", *extra)
+        assert code == 0, err
+        return out
+
+    assert f"Created network {net_name} on {SYSTEM_URI} (recorded in vm.yaml)" in create(first, "--create-network")
+    out = create(second, "--create-network")  # the network exists now: nothing is created
+    assert "Created network" not in out and f"Network {net_name} on {SYSTEM_URI} was made by --create-network" in out
+    assert recorded_networks(tmp_path / first) == recorded_networks(tmp_path / second) == [net_name]
+
+    code, out, err = cli("delete", first, "--output", str(tmp_path))
+    assert code == 0, err
+    assert f"Kept network {net_name}: still used by {second} on {SYSTEM_URI}" in out
+    assert conn.networkLookupByName(net_name).isActive()
+    code, out, err = cli("delete", second, "--output", str(tmp_path))
+    assert code == 0, err
+    assert (f"Removed network {net_name} (made by --create-network; no other domain uses it) on {SYSTEM_URI}"
+            in out)
     assert net_name not in {n.name() for n in conn.listAllNetworks(0)}
 
 

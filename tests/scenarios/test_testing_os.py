@@ -140,10 +140,36 @@ def test_overlay_works_for_every_scenario_and_refuses_nonsense(tmp_path, base):
     for spec, message in ((f"path={base},overlay=maybe", "overlay='maybe' is not on or off"),
                           ("size=2,overlay=on", "overlay=on needs path=BASE"),
                           (f"path={tmp_path}/missing,overlay=on", "no such file"),
-                          (f"path={base},overlay=on,size=1M", "cannot be smaller than its base")):
+                          (f"path={base},overlay=on,size=1M", "cannot be smaller than its base"),
+                          (f"path={base},overlay=on,format=raw", "an overlay is a qcow2 image (only qcow2 has "
+                                                                 "backing files), not raw; drop format=")):
         bad = cli("create", "desktop", "--name", "d1", "--output", str(tmp_path / "s"), "--disk", spec,
                   "--dry-run")
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+
+
+def test_securevm_overlay_is_refused_unless_the_user_turns_disk_encryption_off(tmp_path, base):
+    # securevm's disk.encryption says "unreadable at rest"; an overlay is not, nor is its base.
+    store = tmp_path / "s"
+    args = ("create", "securevm", "--name", "sv", "--output", str(store), "--disk", f"path={base},overlay=on",
+            "--network", "none", "--explain")
+    refused = cli(*args)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        f"Error: --disk path={base},overlay=on: disk.encryption is on (scenario securevm"), refused.stderr
+    assert refused.stderr.endswith("but an overlay is not encrypted at rest and its base stays readable: add --set "
+                                   "disk.encryption=off to accept an unencrypted disk, or give a new disk (--disk "
+                                   "size=GiB), which is encrypted\n") and refused.stderr.count("\n") == 1
+    assert not store.exists()
+    result = cli(*args, "--set", "disk.encryption=off")
+    assert result.returncode == 0, result.stderr
+    # The table says what the disk is: not encrypted, by the user's decision.
+    row = next(line for line in result.stdout.splitlines() if line.startswith("disk.encryption"))
+    assert row.split()[1:3] == ["off", "flag"]
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(store / "sv" / "sv.qcow2")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(base) and not info.get("encrypted")
+    root = etree.parse(str(store / "sv" / "domain.xml")).getroot()
+    assert root.find("devices/disk/source/encryption") is None
 
 
 def test_dry_run_says_what_it_would_make_and_writes_nothing(tmp_path, base, key):
@@ -153,6 +179,11 @@ def test_dry_run_says_what_it_would_make_and_writes_nothing(tmp_path, base, key)
     assert f"overlay on {base} (raw, never written)" in result.stdout
     assert "Would write cloud-init seed" in result.stdout and "user-data, meta-data" in result.stdout
     assert not (tmp_path / "s").exists()
+    # format=qcow2 is the overlay's own format: the base's stays what the base is.
+    result = cli("create", "testing", "--name", "t2", "--output", str(tmp_path / "s"), "--disk",
+                 f"path={base},overlay=on,format=qcow2", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"qcow2, the base's size, overlay on {base} (raw, never written)" in result.stdout
 
 
 def test_boot_bios_and_uefi_are_the_firmware_setting(tmp_path):
@@ -195,19 +226,86 @@ def test_seed_iso_holds_the_default_user_data_and_its_label(tmp_path, key):
     assert sorted(p.name for p in (tmp_path / "vm").iterdir()) == ["cidata.iso"]  # no staging left
 
 
-def test_seed_with_the_users_own_files_warns_about_clear_passwords(tmp_path):
+HASH = "$6$rounds=4096$saltsalt$8Yh0fDk0bLd6Kk8n0C8oQ0c0iHnN2o2Lr8v6wZ1qk0dQ0f9g3X0yJxJ1nq2kQ3c8yL4x0Z3mA7rN9s2d5T1"
+
+
+def test_seed_with_the_users_own_files_is_copied_as_is(tmp_path):
     user_data = tmp_path / "ud"
-    user_data.write_text("#cloud-config\npassword: hunter2\nchpasswd:\n  expire: false\n")
+    user_data.write_text(f"#cloud-config\nusers: [{{name: a, passwd: '{HASH}', lock_passwd: false}}]\n"
+                         "chpasswd:\n  expire: false\n")
     net = tmp_path / "net"
     net.write_text("version: 2\nethernets: {}\n")
     plan = plan_seed(f"user-data={user_data},network-config={net}", tmp_path / "vm", "vm", "u")
     assert plan.user is None and plan.file("user-data").data == user_data.read_bytes()  # copied as is
     assert plan.file("network-config").data == net.read_bytes()
-    assert len(plan.warnings) == 1 and "password in clear text (chpasswd, password)" in plan.warnings[0]
+    assert plan.warnings == ()  # a hash and 'chpasswd: {expire: false}' set no password in clear
     (tmp_path / "vm").mkdir()
     write_seed(plan)
     files = _extract(tmp_path / "vm" / "cidata.iso", tmp_path / "out")
     assert files["user-data"] == user_data.read_text() and set(files) == {"user-data", "meta-data", "network-config"}
+
+
+@pytest.mark.parametrize("user_data,where", [
+    ("users: [{name: a, plain_text_passwd: hunter2}]\n", "users[0].plain_text_passwd"),  # flow style
+    ("users:\n  - default\n  - name: a\n    plain_text_passwd: hunter2\n", "users[1].plain_text_passwd"),
+    ("users:\n  - {name: a, passwd: hunter2}\n", "users[0].passwd"),  # passwd wants a hash: this is none
+    ("password: hunter2\nchpasswd: {expire: false}\n", "password"),
+    ("chpasswd:\n  list: |\n    a:hunter2\n    b:RANDOM\n", "chpasswd.list[0]"),
+    ("chpasswd: {list: [a:R, 'b:hunter2']}\n", "chpasswd.list[1]"),
+    ("chpasswd:\n  users:\n    - {name: a, password: hunter2, type: text}\n    - {name: b, type: RANDOM}\n",
+     "chpasswd.users[0].password"),
+    ("rh_subscription: {username: a, password: hunter2}\n", "rh_subscription.password"),
+    ("users: [{name: a, plain_text_passwd: x}, {name: b, passwd: y}]\n", "users[0].plain_text_passwd, "
+                                                                          "users[1].passwd"),
+])
+def test_seed_refuses_a_clear_password_in_cloud_config(tmp_path, user_data, where):
+    path = tmp_path / "ud"
+    path.write_text("#cloud-config\n" + user_data)
+    with pytest.raises(ConfigError) as info:
+        plan_seed(f"user-data={path}", tmp_path / "vm", "vm", "u")
+    assert str(info.value) == (
+        f"--cloud-init user-data={path} sets a password in clear text ({where}): it would be stored in the seed in "
+        "the store and on a CD-ROM anyone in the guest can read; give a crypt hash instead ('mkpasswd -m "
+        "sha-512': users[].passwd or hashed_passwd, chpasswd users with type hash) or log in with SSH keys")
+
+
+@pytest.mark.parametrize("user_data", [
+    f"users: [{{name: a, hashed_passwd: '{HASH}'}}]\n",
+    "chpasswd:\n  users:\n    - {name: b, type: RANDOM}\n    - {name: c, password: '$y$j9T$abc$def'}\n",
+    "chpasswd: {list: [a:RANDOM, 'b:$6$salt$hash']}\n",
+    "users: [{name: a, lock_passwd: true, ssh_authorized_keys: ['ssh-ed25519 AAAA x']}]\n",
+    "password: ''\n",
+])
+def test_seed_accepts_hashes_random_and_no_password(tmp_path, user_data):
+    path = tmp_path / "ud"
+    path.write_text("#cloud-config\n" + user_data)
+    assert plan_seed(f"user-data={path}", tmp_path / "vm", "vm", "u").warnings == ()
+
+
+def test_seed_warns_when_user_data_is_not_yaml(tmp_path):
+    script = tmp_path / "ud"
+    script.write_text("#!/bin/sh\necho 'root: x' | chpasswd\nprintf '%s' \"password: $1\" > /tmp/x\n")
+    plan = plan_seed(f"user-data={script}", tmp_path / "vm", "vm", "u")
+    assert len(plan.warnings) == 1 and plan.warnings[0].startswith(
+        f"--cloud-init user-data={script} is not cloud-config YAML, and mentions password: if it sets a password "
+        "in clear text, that is stored in")
+    script.write_text("#!/bin/sh\necho hello\n")
+    assert plan_seed(f"user-data={script}", tmp_path / "vm", "vm", "u").warnings == ()
+    # cloud-config our bounded YAML reader refuses (anchors): searched like a script, flow style included.
+    script.write_text("#cloud-config\nusers: [{name: &n a, plain_text_passwd: hunter2}]\n")
+    warnings = plan_seed(f"user-data={script}", tmp_path / "vm", "vm", "u").warnings
+    assert len(warnings) == 1 and "and mentions plain_text_passwd: if it sets a password" in warnings[0]
+
+
+def test_create_refuses_a_clear_password_before_writing_anything(tmp_path, base):
+    user_data = tmp_path / "ud"
+    user_data.write_text("#cloud-config\nusers: [{name: a, plain_text_passwd: hunter2}]\n")
+    store = tmp_path / "store"
+    result = cli("create", "testing", "--name", "t5", "--output", str(store), "--disk", "none", "--network", "none",
+                 "--cloud-init", f"user-data={user_data}")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "sets a password in clear text (users[0].plain_text_passwd)" in result.stderr
+    assert not (store / "t5").exists()
 
 
 @pytest.mark.parametrize("content,message", [

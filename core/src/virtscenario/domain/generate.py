@@ -140,6 +140,9 @@ def generate(req: Request, catalog: Optional[Catalog] = None) -> Generated:
     new_size = () if req.disks and req.disks[0].path else (int(settings.device_value("disks", 0, "size", "disk.size")),)
     settings, os_info = adapt_for_os(settings, req.host_root, notes, new_size)
     settings = adapt(settings, req.caps, notes)
+    if req.hostdevs:
+        from .sections.hostdevs import fit_usb_controller
+        settings = fit_usb_controller(settings, list(req.hostdevs), notes)
     s = settings.value
     if req.host and req.host.memory_bytes and s("vm.memory") > req.host.memory_bytes:
         notes.append(Note("warning", f"vm.memory exceeds the host's {req.host.memory_bytes // 1024**2} MiB of RAM"))

@@ -11,7 +11,12 @@ What passthrough depends on, and where the kernel shows it:
 * what the host cannot lose: the controller of the disk that holds ``/`` (``/proc/mounts``,
   ``/sys/class/block/NAME`` links, device-mapper ``slaves``) and the console GPU
   (``boot_vga`` = 1, or the device behind ``/sys/class/graphics/fb0``);
-* the driver: the ``driver`` link.
+* the driver: the ``driver`` link;
+* bridges (PCI class 06: host, ISA/LPC, PCI-to-PCI...) are no endpoints and never go to a VM.
+  In a group that goes to a VM, VFIO lets a PCI interconnect device (a bridge header:
+  PCI-to-PCI, CardBus), a device without a driver or one bound to pcieport stay with the
+  host (drivers/vfio group viability); an ISA/LPC bridge bound to its driver (lpc_ich) is
+  none of these, so its group cannot be passed through.
 
 Nothing here changes the host; the host tuning plugin binds devices to vfio-pci.
 """
@@ -44,7 +49,8 @@ PCI_CLASSES = {
     0x0f: "satellite controller", 0x10: "encryption controller", 0x11: "signal processing controller",
     0x12: "processing accelerator", 0xff: "unassigned class",
 }
-PCI_SUBCLASSES = {0x0600: "host bridge", 0x0601: "ISA bridge", 0x0604: "PCI bridge", 0x0c03: "USB controller",
+PCI_SUBCLASSES = {0x0600: "host bridge", 0x0601: "ISA bridge", 0x0604: "PCI bridge", 0x0607: "CardBus bridge",
+                  0x0609: "PCI bridge", 0x0c03: "USB controller",
                   0x0106: "SATA controller", 0x0108: "NVMe controller", 0x0300: "VGA controller",
                   0x0403: "audio device", 0x0200: "Ethernet controller"}
 
@@ -67,8 +73,17 @@ class PciDevice(FrozenRecord):
 
     @property
     def is_bridge(self) -> bool:
-        """A host bridge, PCI-to-PCI bridge or PCIe port: these may stay with the host in a shared group."""
-        return self.class_code >> 8 in (0x0600, 0x0604) or self.driver == "pcieport"
+        """A bridge of any kind (PCI class 06: host, ISA/LPC, PCI-to-PCI, other) or a PCIe port: no
+        endpoint, so never passed through."""
+        return self.class_code >> 16 == 0x06 or self.driver == "pcieport"
+
+    @property
+    def stays_with_host(self) -> bool:
+        """Whether VFIO lets this bridge stay with the host while the rest of its IOMMU group goes to a VM:
+        a bridge header (PCI-to-PCI 0604/0609, CardBus 0607), a PCIe port, or no driver bound (a host
+        bridge, usually). An ISA/LPC bridge with its driver is an ordinary device to VFIO."""
+        return self.is_bridge and (self.class_code >> 8 in (0x0604, 0x0607, 0x0609) or self.driver in
+                                   (None, "pcieport", "pci-stub", "vfio-pci"))
 
     @property
     def nodedev(self) -> str:
@@ -269,14 +284,26 @@ def describe(dev: PciDevice) -> str:
     return f"{dev.address} ({dev.kind} {dev.vendor}:{dev.device}{driver})"
 
 
+def _console_evidence(dev: PciDevice, facts: HostDevices) -> str:
+    """How ``dev`` was found to be the console GPU, for the refusal."""
+    seen = ["boot_vga is 1"] if dev.boot_vga else []
+    if facts.console_fb and facts.console_fb == dev.path:
+        seen.append("the console framebuffer /sys/class/graphics/fb0 is on it")
+    return ", and ".join(seen)
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[:1].lower() in "aeio" or kind.startswith("ISA") else "a"
+
+
 def pci_problems(dev: PciDevice, facts: HostDevices, given: frozenset[str] = frozenset()) -> list[str]:
     """Why ``dev`` cannot go to a VM that also gets the PCI devices ``given``; empty when it can."""
     if dev.is_bridge:
-        return [f"{dev.address} is a {dev.kind}: only endpoint devices can be passed through"]
+        return [f"{dev.address} is {_article(dev.kind)} {dev.kind}: only endpoint devices can be passed through"]
     if facts.controls_boot_disk(dev.path):
         return [f"{dev.address} is the controller of the host's boot disk {facts.boot_disk}"]
     if facts.is_console_gpu(dev):
-        return [f"{dev.address} is the host's console GPU (boot_vga)"]
+        return [f"{dev.address} is the host's console GPU ({_console_evidence(dev, facts)})"]
     if not facts.iommu:
         return [f"the IOMMU is off on this host ({GROUPS_DIR} is empty): {facts.iommu_advice()}"]
     if dev.group is None:
@@ -284,8 +311,12 @@ def pci_problems(dev: PciDevice, facts: HostDevices, given: frozenset[str] = fro
     problems = []
     for member in facts.groups.get(dev.group, ()):
         other = facts.pci_device(member)
-        if member == dev.address or other is None or other.is_bridge:
+        if member == dev.address or other is None or other.stays_with_host:
             continue
+        if other.is_bridge:
+            return [f"IOMMU group {dev.group} of {dev.address} also holds {describe(other)}, which cannot go to a VM, "
+                    "and VFIO assigns whole groups (only PCI-to-PCI bridges, PCIe ports and devices without a "
+                    "driver may stay with the host)"]
         if facts.controls_boot_disk(other.path) or facts.is_console_gpu(other):
             role = "boot disk controller" if facts.controls_boot_disk(other.path) else "console GPU"
             return [f"IOMMU group {dev.group} of {dev.address} also holds {other.address}, the host's {role}, "

@@ -7,8 +7,12 @@ read-only CD-ROM. cloud-init's NoCloud datasource finds it by its label and read
 ``user-data``, ``meta-data`` and ``network-config`` from its root.
 
 The default user-data creates one user with the SSH key, a locked password and sudo, and
-nothing else: no password ever lands in the store. A user-data FILE is copied as is; a
-clear-text password in it is reported. The ISO is made by ``xorrisofs`` (else
+nothing else: no password ever lands in the store. A user-data FILE is copied as is, so a
+clear-text password in it is refused (:func:`clear_passwords`): it would sit in the store's
+seed and on a CD-ROM anyone in the guest can read, and a crypt hash does the same job. The
+cloud-config is parsed as YAML (bounded, as the settings files) and walked; text that is not
+YAML (a shell script, MIME multi-part) is only searched for password keys, which can be a false
+positive, so a match there is a warning. The ISO is made by ``xorrisofs`` (else
 ``genisoimage``, else ``mkisofs``) with the options virt-install uses for its own
 ``--cloud-init`` seed (virt-manager ``virtinst/install/installerinject.py``): xorriso is the
 maintained one of the three, packaged by every distribution, so no Python ISO writer is needed.
@@ -34,8 +38,13 @@ KEY_TYPES = re.compile(r"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|s
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-#: cloud-config keys that carry a password in clear text.
-CLEAR_PASSWORD = re.compile(r"^\s*-?\s*(password|plain_text_passwd|chpasswd)\s*:", re.M)
+#: cloud-config keys whose value is a password (``passwd``, ``hashed_passwd``: meant to be a hash;
+#: cloud-init cc_set_passwords, cc_users_groups, cc_rh_subscription).
+PASSWORD_KEYS = ("password", "plain_text_passwd", "passwd")
+#: A crypt(3) hash ($id$salt$hash: $1$ MD5, $5$/$6$ SHA-2, $2b$ bcrypt, $y$ yescrypt...) is no password in clear.
+CRYPT_HASH = re.compile(r"^\$[0-9A-Za-z]{1,6}\$[^\s:]*\$[^\s:]+$")
+#: For user-data that is not YAML: a password key anywhere on a line (block or flow style).
+CLEAR_PASSWORD = re.compile(r"(?<![\w-])(password|plain_text_passwd|passwd|chpasswd)\s*:")
 
 
 @frozen_record
@@ -145,12 +154,9 @@ def plan_seed(text: str, vm_dir: Path, vm_name: str, instance_id: str) -> SeedPl
         files.append(SeedFile("user-data", default_user_data(user, public_keys(opts["ssh-key"])), "generated"))
     else:
         data = _read("user-data", opts["user-data"])
-        found = sorted({m.group(1) for m in CLEAR_PASSWORD.finditer(data.decode("utf-8", errors="replace"))})
-        if found:
-            warnings.append(f"--cloud-init user-data={opts['user-data']} sets a password in clear text "
-                            f"({', '.join(found)}): it is stored in {vm_dir / SEED_FILE} (mode 0600) and readable "
-                            "by anyone inside the guest who can read the CD-ROM; prefer SSH keys or a hashed "
-                            "'passwd'")
+        warning = _check_passwords(data, opts["user-data"], vm_dir)
+        if warning:
+            warnings.append(warning)
         files.append(SeedFile("user-data", data, opts["user-data"]))
     if "meta-data" in opts:
         files.append(SeedFile("meta-data", _read("meta-data", opts["meta-data"]), opts["meta-data"]))
@@ -163,6 +169,78 @@ def plan_seed(text: str, vm_dir: Path, vm_name: str, instance_id: str) -> SeedPl
         files.append(SeedFile("network-config", _read("network-config", opts["network-config"]),
                               opts["network-config"]))
     return SeedPlan(str((vm_dir / SEED_FILE).absolute()), tuple(files), user, hostname, tuple(warnings))
+
+
+def _check_passwords(data: bytes, path: str, vm_dir: Path) -> Optional[str]:
+    """Refuse a clear-text password in cloud-config user-data; a warning for text that is not YAML."""
+    from ..errors import ConfigError
+    found = clear_passwords(data)
+    where = f"--cloud-init user-data={path}"
+    if found is None:  # not YAML: only a search, which cannot tell a hash (or a comment) from a password
+        keys = sorted({m.group(1) for m in CLEAR_PASSWORD.finditer(data.decode("utf-8", errors="replace"))})
+        if not keys:
+            return None
+        return (f"{where} is not cloud-config YAML, and mentions {', '.join(keys)}: if it sets a password in clear "
+                f"text, that is stored in {vm_dir / SEED_FILE} (mode 0600) and readable by anyone inside the guest "
+                "who can read the CD-ROM; prefer SSH keys or a crypt hash")
+    if found:
+        raise ConfigError(f"{where} sets a password in clear text ({', '.join(found)}): it would be stored in the "
+                          "seed in the store and on a CD-ROM anyone in the guest can read; give a crypt hash instead "
+                          "('mkpasswd -m sha-512': users[].passwd or hashed_passwd, chpasswd users with type hash) "
+                          "or log in with SSH keys")
+    return None
+
+
+def clear_passwords(data: bytes) -> Optional[list[str]]:
+    """Where cloud-config ``data`` holds a password in clear text (``users[0].plain_text_passwd``,
+    ``chpasswd.list[1]``...); None when it is no cloud-config YAML (then nobody can tell).
+
+    cloud-init reads user-data as cloud-config only when its first line is ``#cloud-config``
+    (a script, a MIME multi-part or a Jinja template is something else, and a shell line such
+    as ``echo 'a: b'`` would even parse as a YAML mapping)."""
+    from ..errors import ConfigError
+    from ..safefiles import MAX_YAML_BYTES, parse_yaml
+    if len(data) > MAX_YAML_BYTES or not data.lstrip(b"\xef\xbb\xbf").startswith(b"#cloud-config"):
+        return None
+    try:
+        tree = parse_yaml(data.decode("utf-8"), "user-data")
+    except (ConfigError, UnicodeDecodeError):
+        return None
+    if not isinstance(tree, (dict, list)):
+        return None  # a script or plain text that happens to be a YAML scalar
+    found: list[str] = []
+    _walk(tree, "", found)
+    chpasswd = tree.get("chpasswd") if isinstance(tree, dict) else None
+    entries = chpasswd.get("list") if isinstance(chpasswd, dict) else None
+    # chpasswd.list (deprecated, still read): 'user:password' lines, as a YAML list or one string.
+    lines = entries.splitlines() if isinstance(entries, str) else entries if isinstance(entries, list) else []
+    for i, line in enumerate(lines):
+        _user, _, secret = str(line).partition(":")
+        if _clear(secret) and secret not in ("R", "RANDOM"):
+            found.append(f"chpasswd.list[{i}]")
+    return found
+
+
+def _walk(node: object, path: str, found: list[str]) -> None:
+    if isinstance(node, dict):
+        kind = str(node.get("type", "")).upper()
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in PASSWORD_KEYS and _clear(value) and kind != "RANDOM":
+                found.append(where)
+            elif isinstance(value, (dict, list)):
+                _walk(value, where, found)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _walk(item, f"{path}[{i}]", found)
+
+
+def _clear(value: object) -> bool:
+    """A password value that is not empty and not a crypt hash."""
+    if isinstance(value, bool) or value is None:
+        return False
+    text = str(value).strip()
+    return bool(text) and not CRYPT_HASH.match(text)
 
 
 def iso_tool() -> list[str]:

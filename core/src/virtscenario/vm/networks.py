@@ -4,10 +4,14 @@ subnet, create / list / delete, and what ``create --network network=NAME`` needs
 Defaults follow libvirt's own ``default`` network (formatnetwork.html, "NAT based network"):
 NAT, the host at ``.1`` of a /24, DHCP from ``.2`` to ``.254``, a bridge name libvirt picks
 (``virbrN``). The subnet is the first 192.168.x.0/24 (from 192.168.122.0, libvirt's
-default) that overlaps no host route, no host address and no other libvirt network.
+default) that overlaps no host route, no host address and no other libvirt network. A
+``--subnet`` in a special-purpose block (loopback, multicast, link-local, reserved) is
+refused: libvirt would define and start it.
 
 A network ``create --create-network`` made is recorded in the VM's vm.yaml
 (``networks_created``); :func:`release_network` removes it again once no domain uses it.
+A VM defined later on such a network (it exists by then, so nothing is created) records
+it too (:func:`created_in_store`): whichever of them is deleted last removes it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 from ..errors import ConfigError, LibvirtError, VirtscenarioError
 from ..records import FrozenRecord, frozen_record
@@ -81,7 +85,31 @@ def parse_subnet(text: str) -> Net:
         raise ConfigError(f"--subnet {text!r} has host bits set: did you mean {subnet}?")
     if not 8 <= subnet.prefixlen <= 29:
         raise ConfigError(f"--subnet {text!r}: the prefix must be between /8 and /29")
+    special = special_block(subnet)
+    if special:
+        raise ConfigError(f"--subnet {subnet} is {special}: a libvirt network needs ordinary unicast addresses "
+                          "(e.g. 192.168.150.0/24 or 10.10.0.0/24)")
     return subnet
+
+
+#: IPv4 blocks no guest network may use (IANA special-purpose registry, RFC 6890): the host would
+#: answer for them itself (loopback), route them elsewhere (multicast) or never route them.
+SPECIAL_BLOCKS = (
+    ("0.0.0.0/8", "unspecified ('this network', RFC 1122)"),
+    ("127.0.0.0/8", "loopback (RFC 1122)"),
+    ("169.254.0.0/16", "link-local (RFC 3927)"),
+    ("224.0.0.0/4", "multicast (RFC 5771)"),
+    ("240.0.0.0/4", "reserved (RFC 1112; with the broadcast address 255.255.255.255)"),
+)
+
+
+def special_block(subnet: Net) -> Optional[str]:
+    """What ``subnet`` overlaps of :data:`SPECIAL_BLOCKS` (``loopback 127.0.0.0/8 (RFC 1122)``), or None."""
+    for block, what in SPECIAL_BLOCKS:
+        if subnet.overlaps(Net(block)):
+            kind, _, rfc = what.partition(" (")
+            return f"{kind} ({block}, {rfc}" if rfc else f"{kind} ({block})"
+    return None
 
 
 def gateway(subnet: Net) -> ipaddress.IPv4Address:
@@ -163,7 +191,7 @@ def host_subnets(host: HostRoot) -> list[tuple[Net, str]]:
         text = line.strip()
         if text.startswith("|--"):
             last = text[3:].strip()
-        elif text == "/32 host LOCAL" and last and last not in seen and not last.startswith("127."):
+        elif text == "/32 host LOCAL" and last and last not in seen:
             seen.add(last)
             out.append((Net(f"{last}/32"), f"the host address {last}"))
     return out
@@ -192,10 +220,15 @@ def collision(subnet: Net, used: Iterable[tuple[Net, str]]) -> Optional[str]:
     return next((what for net, what in used if subnet.overlaps(net)), None)
 
 
-def free_subnet(used: list[tuple[Net, str]]) -> Net:
+def default_candidates() -> Iterator[Net]:
+    """The subnets a network gets by default, in order: 192.168.122.0/24 (libvirt's own) upwards."""
     for third in (*range(122, 255), *range(100, 122)):
-        candidate = Net(f"192.168.{third}.0/24")
-        if collision(candidate, used) is None:
+        yield Net(f"192.168.{third}.0/24")
+
+
+def free_subnet(used: list[tuple[Net, str]]) -> Net:
+    for candidate in default_candidates():
+        if special_block(candidate) is None and collision(candidate, used) is None:
             return candidate
     raise VirtscenarioError("no free 192.168.x.0/24 subnet on this host: give one with --subnet")
 
@@ -348,20 +381,29 @@ class Prepared(FrozenRecord):
     created: tuple[str, ...]  # defined and started here (recorded in vm.yaml)
     started: tuple[str, ...]  # existed, inactive, started here
     warnings: tuple[str, ...]
+    adopted: tuple[str, ...] = ()  # existed, made by --create-network for another VM (recorded in vm.yaml too)
+
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        """What the VM's vm.yaml lists in ``networks_created``: delete removes them when no domain uses them."""
+        return (*self.created, *self.adopted)
 
 
 def prepare_networks(conn: Any, names: Iterable[str], uri: str, host: HostRoot, create: bool,
-                     required: bool) -> Prepared:
+                     required: bool, made_for_others: Iterable[str] = ()) -> Prepared:
     """Make sure the networks the VM's interfaces name exist and are active.
 
     ``create`` (``--create-network``): a missing one is created (NAT, a free subnet), an
     inactive one started. Otherwise a missing or inactive network is an error when the VM
-    is about to be defined (``required``), a warning when only checked.
+    is about to be defined (``required``), a warning when only checked. An existing network
+    in ``made_for_others`` (:func:`created_in_store`) is adopted: the VM records it as well.
     """
     libvirt = _libvirt()
     created: list[str] = []
     started: list[str] = []
     warnings: list[str] = []
+    others = set(made_for_others)
+    adopted = [name for name in dict.fromkeys(names) if name in others]
     try:
         for name in dict.fromkeys(names):
             net = lookup(conn, name)
@@ -390,7 +432,25 @@ def prepare_networks(conn: Any, names: Iterable[str], uri: str, host: HostRoot, 
     except BaseException:
         remove_networks(conn, created)
         raise
-    return Prepared(tuple(created), tuple(started), tuple(warnings))
+    return Prepared(tuple(created), tuple(started), tuple(warnings), tuple(n for n in adopted if n not in created))
+
+
+def created_in_store(root: Path, uri: str, skip: str) -> set[str]:
+    """The networks other VMs of the store at ``root`` (all but ``skip``) record as made by
+    ``--create-network`` on ``uri`` (their vm.yaml ``libvirt_uri``)."""
+    from ..errors import VirtscenarioError
+    from .store import list_vm_names, load_record
+    out: set[str] = set()
+    for vm in list_vm_names(root):
+        if vm == skip:
+            continue
+        try:
+            data = load_record(root / vm) or {}
+        except VirtscenarioError:
+            continue  # a broken record is reported by 'virtscenario list'
+        if str(data.get("libvirt_uri") or "") == uri:
+            out.update(str(n) for n in data.get(CREATED_KEY) or [] if isinstance(n, str))
+    return out
 
 
 def _connect(uri: str) -> str:
@@ -429,4 +489,4 @@ def release_network(conn: Any, name: str, leaving: Optional[str] = None) -> tupl
     if users:
         return False, f"kept network {name}: still used by {', '.join(users)}"
     _stop_and_undefine(lookup(conn, name), name, "remove")
-    return True, f"removed network {name} (created for this VM by --create-network)"
+    return True, f"removed network {name} (made by --create-network; no other domain uses it)"

@@ -271,8 +271,9 @@ def _apply_locked(ctx: click.Context, scenario: str, vms: tuple[str, ...], all_v
         elif step.kind == "mount":
             click.echo(f"  mount hugetlbfs on {step.path}" + (f" ({step.data.decode()})" if step.data else ""))
         elif step.kind == "pci-driver":
-            click.echo(f"  bind {os.path.basename(step.path)} to {step.data.decode()} ({current[step.path].current} "
-                       "loses it)")
+            now = current[step.path].current
+            lost = "no host driver had it" if now in ("", "(no driver)") else f"{now} loses it"
+            click.echo(f"  bind {os.path.basename(step.path)} to {step.data.decode()} ({lost})")
         else:
             click.echo(f"  write {step.path}")
     if not yes:

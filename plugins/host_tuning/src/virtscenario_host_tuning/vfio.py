@@ -107,7 +107,7 @@ def plan_vfio(plan: Any, host: Any, by_key: dict[str, list[Any]]) -> None:
         knob = f"vfio-pci {address}"
         if not facts.iommu:
             plan.advice(knob, now, DRIVER, "vfio-pci binds only devices in an IOMMU group: turn the IOMMU on "
-                        "first (kernel cmdline), then plan again", source, VFIO_REF, path=device_path(address))
+                        "first (kernel cmdline), then plan again", who, VFIO_REF, path=device_path(address))
             continue
         if not sysfs.exists(host, f"{device_path(address)}/driver_override"):
             plan.refusals.append(f"{REQUIREMENT} ({who}): {address} has no driver_override (kernel older than 3.16?)")
@@ -119,7 +119,8 @@ def plan_vfio(plan: Any, host: Any, by_key: dict[str, list[Any]]) -> None:
         if not sysfs.exists(host, f"{PCI_DRIVERS}/{DRIVER}"):
             reason += "; loads the vfio-pci module first"
         shared = f"{who} all want it: only one of them can run at a time" if len(users) > 1 else ""
-        change = HostChange(knob, device_path(address), now, DRIVER, reason, source, conflict=shared)
+        # SOURCE of this row: the VMs (and their scenarios) that use this device, not every scenario planned.
+        change = HostChange(knob, device_path(address), now, DRIVER, reason, who, conflict=shared)
         plan.add(Action(change, "pci-driver", DRIVER.encode(), VFIO_REF, persist=("driverctl", address, DRIVER)))
     if any(a.op == "pci-driver" for a in plan.actions) and not any(sysfs.exists(host, t) for t in DRIVERCTL_TOOLS):
         plan.advice("driverctl", "not installed", "installed",

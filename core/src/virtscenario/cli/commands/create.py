@@ -234,7 +234,7 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
     secrets: list[str] = []
     # Networks are checked (and with --create-network created) before anything is written; a network
     # made here is removed again if writing the VM fails (_networks_kept).
-    nets, hv = _prepare_networks(ctx, o, gen, hv)  # host resources (issue 15)
+    nets, hv = _prepare_networks(ctx, o, gen, hv, root)  # host resources (issue 15)
     root_fd = open_root_for_writing(root)
     try:
         with progress, VmLock(root_fd, root, name, "create"):
@@ -349,18 +349,23 @@ def _network_names(gen: Any) -> list[str]:
     return list(dict.fromkeys(n.source for n in gen.plan.nets if n.kind == "network"))
 
 
-def _prepare_networks(ctx: click.Context, o: dict[str, Any], gen: Any, hv: Any) -> tuple[Any, Any]:
-    """Check (and with --create-network create or start) the VM's libvirt networks before it is written."""
+def _prepare_networks(ctx: click.Context, o: dict[str, Any], gen: Any, hv: Any, root: Path) -> tuple[Any, Any]:
+    """Check (and with --create-network create or start) the VM's libvirt networks before it is written.
+
+    A VM defined on a network --create-network made for another VM of the store records it too, so
+    the network goes with whichever of them is deleted last (not with the first, nor never)."""
     names = _network_names(gen)
     defining = o["define"] or o["start"]
     if not names or not (defining or o["create_network"] or hv is not None):
         return None, hv
     from ...vm.libvirt import DEFAULT_URI, connect
-    from ...vm.networks import prepare_networks
+    from ...vm.networks import created_in_store, prepare_networks
     if hv is None:
         hv = connect(DEFAULT_URI)
-    nets = prepare_networks(hv.conn, names, o["connect"] or DEFAULT_URI, host_root_of(ctx), o["create_network"],
-                            required=defining)
+    uri = o["connect"] or DEFAULT_URI
+    others = created_in_store(root, uri, skip=gen.domain.name) if defining else set()
+    nets = prepare_networks(hv.conn, names, uri, host_root_of(ctx), o["create_network"], required=defining,
+                            made_for_others=others)
     gen.notes.extend(_note(w, "warning") for w in nets.warnings)
     return nets, hv
 
@@ -370,7 +375,7 @@ def _networks_kept(gen: Any, hv: Any, nets: Any, directory: Path) -> Iterator[No
     """Around write_vm: the networks created for the VM go into the vm.yaml it writes (with those an earlier
     --force run recorded); they are removed again when writing fails."""
     from ...vm.networks import CREATED_KEY, recorded_networks, remove_networks
-    made = [*recorded_networks(directory), *(nets.created if nets is not None else ())]
+    made = [*recorded_networks(directory), *(nets.recorded if nets is not None else ())]
     if made:
         gen.record_extra[CREATED_KEY] = list(dict.fromkeys(made))
     try:
@@ -383,6 +388,9 @@ def _networks_kept(gen: Any, hv: Any, nets: Any, directory: Path) -> Iterator[No
         click.echo(f"Created network {net} on {hv.conn.getURI()} (recorded in vm.yaml)")
     for net in nets.started if nets is not None else ():
         click.echo(f"Started network {net} on {hv.conn.getURI()}")
+    for net in nets.adopted if nets is not None else ():
+        click.echo(f"Network {net} on {hv.conn.getURI()} was made by --create-network for another VM: recorded in "
+                   "vm.yaml too, so it goes when the last of them is deleted")
 
 
 def _note(message: str, level: str = "info") -> Any:

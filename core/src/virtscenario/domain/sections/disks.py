@@ -118,6 +118,9 @@ def parse_disk(text: str) -> Optional[DiskArg]:
     overlay = _overlay_flag(opts.pop("overlay", "off"), text)
     if overlay and "path" not in opts:
         raise ConfigError(f"--disk {text!r}: overlay=on needs path=BASE (the image the overlay is based on)")
+    if overlay and opts.get("format", "qcow2") != "qcow2":
+        raise ConfigError(f"--disk {text!r}: an overlay is a qcow2 image (only qcow2 has backing files), not "
+                          f"{opts['format']}; drop format= (the base's own format is read from the base)")
     if "path" in opts and "size" in opts and not overlay:
         raise ConfigError(f"--disk {text!r}: give either size= (new image) or path= (existing image), not both "
                           "(or path=BASE,overlay=on,size=N for a larger overlay)")
@@ -213,6 +216,7 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
                               f"machine, which {pool.host or 'the VM host'} cannot open; there new disks are "
                               f"volumes of pool {pool.name!r} (--disk size=GiB)")
         if spec.overlay:
+            _refuse_encrypted_overlay(spec, settings)
             plans.append(_overlay_plan(spec, i, value, image_dir, vm_name, inspect_images))
         elif spec.path is not None:
             path = Path(spec.path).expanduser().absolute()
@@ -246,6 +250,20 @@ def plan_disks(specs: Optional[list[DiskArg]], settings: Settings, vm_dir: Path,
     return plans
 
 
+def _refuse_encrypted_overlay(spec: DiskArg, settings: Settings) -> None:
+    """An overlay is not encrypted at rest (nor is its base, which it reads through to). Where
+    disk.encryption asks for encryption (securevm: "unreadable at rest"), dropping it with a
+    note would be a silent downgrade of what the settings table still shows: refused, unless
+    the user turns disk.encryption off."""
+    from ...errors import ConfigError
+    item = settings.get("disk.encryption")
+    if item is None or not item.value:
+        return
+    raise ConfigError(f"--disk path={spec.path},overlay=on: disk.encryption is on ({item.source}), but an overlay "
+                      "is not encrypted at rest and its base stays readable: add --set disk.encryption=off to "
+                      "accept an unencrypted disk, or give a new disk (--disk size=GiB), which is encrypted")
+
+
 def _overlay_plan(spec: DiskArg, index: int, value: Any, image_dir: Path, vm_name: str,
                   inspect_images: bool) -> DiskPlan:
     """``path=BASE,overlay=on[,size=N]``: a new qcow2 in the store whose backing file is BASE."""
@@ -255,12 +273,12 @@ def _overlay_plan(spec: DiskArg, index: int, value: Any, image_dir: Path, vm_nam
     base = Path(str(spec.path)).expanduser().absolute()
     if not base.is_file():
         raise ConfigError(f"--disk path={spec.path}: no such file (an overlay's base must be an image file)")
-    fmt = spec.format
+    fmt = None  # the base's format, read from the base (format= is the overlay's own: qcow2, parse_disk)
     size = int(value("size")) if spec.size is not None else None
     if inspect_images:
         from ...vm.images import image_info
         info = image_info(str(base))
-        fmt = fmt or info.get("format", "raw")
+        fmt = info.get("format", "raw")
         if info.get("encrypted"):
             raise ConfigError(f"--disk path={spec.path},overlay=on: the base is encrypted; an overlay on it would "
                               "need its secret (use the image itself, or a decrypted copy)")
@@ -377,7 +395,7 @@ def _pool_volume(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> None:
 
 def _overlay_image(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> ImagePlan:
     """An overlay takes the qcow2 options but no preallocation (qemu-img refuses it with a backing file
-    unless extended L2) and no encryption (its base is not encrypted either)."""
+    unless extended L2) and no encryption (plan_disks refused an overlay while disk.encryption is on)."""
     from . import unused
     s = settings.value
     opts = [f"lazy_refcounts={'on' if s('disk.lazy_refcounts') else 'off'}"]
@@ -388,7 +406,6 @@ def _overlay_image(disk: DiskPlan, settings: Settings, ctx: BuildContext) -> Ima
     if s("disk.preallocation") != "off":
         unused(ctx, settings, "disk.preallocation", f"{disk.path} is an overlay on {disk.backing}: qemu-img "
                "preallocates no overlay (its unwritten clusters must read through to the base)")
-    unused(ctx, settings, "disk.encryption", f"{disk.path} is an overlay on an unencrypted base")
     if s("disk.format") != "qcow2":
         unused(ctx, settings, "disk.format", f"{disk.path} is an overlay, and only qcow2 has backing files")
     return ImagePlan(disk.path, "qcow2", disk.size or 0, tuple(opts), False, disk.backing, disk.backing_format)

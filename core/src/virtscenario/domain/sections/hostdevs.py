@@ -17,12 +17,14 @@ from .refs import FD
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...settings.types import Settings
+    from ...types import Note
     from ..context import BuildContext
     from ..model import Domain, VmPlan
     from ..xml import Element
 
 SPECS = ()
 HOSTDEV_DOC = FD + "#host-device-assignment"
+USB_CONTROLLER_DOC = FD + "#usb-controller"
 VFIO_REQUIREMENT = "host.vfio_pci"
 MDEV_MODELS = ("vfio-pci", "vfio-ccw", "vfio-ap")
 # Patterns, compiled (and cached by re) only when a --hostdev is parsed: create --print-xml stays cheap.
@@ -100,6 +102,30 @@ def _onoff(value: Optional[str], text: str) -> Optional[bool]:
     if value not in ("on", "off"):
         raise ConfigError(f"--hostdev {text!r}: rom.bar takes on or off")
     return value == "on"
+
+
+def fit_usb_controller(settings: Settings, hostdevs: list[HostDevArg], notes: list[Note]) -> Settings:
+    """A USB host device needs a USB controller: ``usb.controller=none`` from a scenario (computation's
+    "nothing to plug in") becomes qemu-xhci (layer ``adapted``, with a note); from the user it is refused.
+    libvirt refuses the combination at define ("Can't add host USB device: USB is disabled in this host")."""
+    from ...errors import ConfigError
+    from ...types import Note
+    usb = [h for h in hostdevs if h.type == "usb"]
+    item = settings.get("usb.controller")
+    if not usb or item is None or item.value != "none":
+        return settings
+    given = ", ".join(f"--hostdev {h.text}" for h in usb)
+    if item.by_user:
+        raise ConfigError(f"{given}: a USB host device needs a USB controller, but usb.controller=none "
+                          f"({item.source}): drop one of them")
+    settings = settings.replace(
+        "usb.controller", "qemu-xhci", f"adapted for {given}",
+        f"{given} plugs a host USB device into the guest, and libvirt attaches it only to a USB controller "
+        "(model='none' disables USB): qemu-xhci, which takes devices of every USB speed", USB_CONTROLLER_DOC,
+        layer="adapted", origin="--hostdev")
+    notes.append(Note("info", f"usb.controller=qemu-xhci for {given}, not the {item.layer} value none: a USB host "
+                              "device needs a USB controller (libvirt refuses it while USB is disabled)"))
+    return settings
 
 
 @record

@@ -14,6 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
 KB_VIRTIOFS = "https://libvirt.org/kbase/virtiofs.html"
 KB_SEV = "https://libvirt.org/kbase/launch_security_sev.html"
 FORMATDOMAIN = "https://libvirt.org/formatdomain.html"
+#: libvirt's QEMU migration checks: qemuMigrationSrcIsAllowedHostdev refuses PCI, mdev and SCSI host
+#: devices and lets USB ones "migrate" (re-attached by vendor:product on the destination);
+#: qemuMigrationSrcIsAllowed refuses virtiofs.
+QEMU_MIGRATION = "https://gitlab.com/libvirt/libvirt/-/blob/master/src/qemu/qemu_migration.c"
 
 
 def _virtiofs_shared(dom: Domain, _s: Settings) -> Iterator[str]:
@@ -64,7 +68,12 @@ def _migratable(dom: Domain, settings: Settings) -> Iterator[str]:
     if not settings.value("vm.migratable"):
         return
     for dev in dom.devices.hostdevs:
-        yield f"host device {dev.describe()} is tied to this host: it cannot follow the VM"
+        if dev.type == "usb":
+            yield f"host device {dev.describe()} is tied to this host: libvirt migrates it only where the " \
+                  f"destination has a USB {dev.vendor}:{dev.product} too"
+        else:
+            yield f"host device {dev.describe()} is tied to this host: libvirt refuses to migrate a domain with " \
+                  f"<hostdev type='{dev.type}'>"
     if dom.devices.filesystems:
         yield "virtiofs shares do not migrate (nor save or snapshot with memory)"
     if dom.launch_security:
@@ -90,6 +99,13 @@ def _confidential_hostdevs(dom: Domain, _s: Settings) -> Iterator[str]:
     for dev in dom.devices.hostdevs:
         yield f"{dom.launch_security.type} guests cannot use host devices ({dev.describe()}): the device's DMA " \
               "reaches only memory the guest shares with the host"
+
+
+def _usb_hostdev_controller(dom: Domain, _s: Settings) -> Iterator[str]:
+    if any(c.type == "usb" and c.model == "none" for c in dom.devices.controllers):
+        for dev in dom.devices.hostdevs:
+            if dev.type == "usb":
+                yield f"host device {dev.describe()} needs a USB controller, but the USB controller is model none"
 
 
 def _spice_gl(dom: Domain, _s: Settings) -> Iterator[str]:
@@ -124,13 +140,20 @@ RULES = (
                FORMATDOMAIN + "#memory-backing", _hugepage_multiple),
     DomainRule("locked-memory-limit", "libvirt docs: with <locked/> it is highly recommended to set a "
                "hard_limit", FORMATDOMAIN + "#memory-backing", _locked_limit, severity="warning"),
-    DomainRule("migratable-vm", "a VM meant to live-migrate (vm.migratable) must not depend on this host",
-               FORMATDOMAIN + "#cpu-model-and-topology", _migratable),
+    DomainRule("migratable-vm", "a VM meant to live-migrate (vm.migratable) must not depend on this host: "
+               "libvirt's migration checks (qemuMigrationSrcIsAllowedHostdev, qemuMigrationSrcIsAllowed) refuse "
+               "PCI, mdev and SCSI host devices and virtiofs, and move a USB host device only by finding the same "
+               "vendor:product on the destination; host CPUs, pinning and hugepages must exist there too (CPU "
+               f"modes: {FORMATDOMAIN}#cpu-model-and-topology)", QEMU_MIGRATION, _migratable),
     DomainRule("confidential-guest-host-devices",
                "a confidential guest's private memory is encrypted (SEV) or inaccessible (TDX) to devices: the "
                "kernel docs say all DMA of an SEV guest must use shared memory and TDX guests bounce DMA through "
                "shared SWIOTLB buffers, so a passed-through device and its data sit outside the protected "
                f"boundary, unattested (also {KERNEL_TDX_DMA})", KERNEL_SEV_DMA, _confidential_hostdevs),
+    DomainRule("usb-hostdev-needs-controller",
+               "a USB host device is attached to the guest's USB bus; <controller type='usb' model='none'> "
+               "disables USB, and libvirt then refuses the device ('USB is disabled')",
+               FORMATDOMAIN + "#usb-controller", _usb_hostdev_controller),
     DomainRule("spice-gl-local", "QEMU: SPICE GL support is local-only and incompatible with a TCP port",
                FORMATDOMAIN + "#graphical-framebuffers", _spice_gl),
     DomainRule("dedicated-hint-needs-pinning", "hint-dedicated tells the guest each vCPU has a host CPU of its "
