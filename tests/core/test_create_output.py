@@ -83,3 +83,19 @@ def test_explain_fits_80_columns(tmp_path):
     assert "more keys not shown" in result.stdout
     # Nothing wider than the terminal, except a path or URL that cannot be split.
     assert all(len(line) <= 80 or " " not in line.strip() for line in lines), max(lines, key=len)
+
+
+def test_libvirt_refusing_the_define_says_the_vm_is_kept(tmp_path):
+    """The store is committed before libvirt defines the domain: a refusal says where the VM is
+    and how to go on (test:///default already has a domain named 'test', with another uuid)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    store = tmp_path / "store"
+    result = subprocess.run([CLI, "create", "desktop", "--name", "test", "--output", str(store), "--disk", "none",
+                             "--connect", "test:///default", "--define"], capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: libvirt refused test: ") and "already exists" in line
+    assert line.endswith(f"(the VM is kept in {store / 'test'}: once fixed, the same command with --force; or "
+                         f"virtscenario delete test --output {store})")
+    assert (store / "test" / "vm.yaml").exists()

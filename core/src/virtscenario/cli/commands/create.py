@@ -264,7 +264,14 @@ def run_create(ctx: click.Context, o: dict[str, Any]) -> None:
                     hv = connect(DEFAULT_URI)
                 progress.step(f"{'Defining and starting' if o['start'] else 'Defining'} {name} on "
                               f"{hv.conn.getURI()}")
-                define_and_start(hv.conn, gen, directory, o["start"], keys=written.keys)
+                from ...errors import LibvirtError
+                try:
+                    define_and_start(hv.conn, gen, directory, o["start"], keys=written.keys)
+                except LibvirtError as exc:
+                    # The store was committed first (images and keys are made): say where the VM is
+                    # and how to go on, rather than leave one the user believes was not made.
+                    raise LibvirtError(f"{exc} (the VM is kept in {directory}: once fixed, the same command with "
+                                       f"--force; or virtscenario delete {name} --output {directory.parent})") from None
                 defined_on = hv.conn.getURI()
             elif hv is not None and encrypted and not remote:  # remote: defined with the volumes
                 # Connected but not defining: still give libvirt the disk secrets, so a later
