@@ -366,16 +366,16 @@ def test_cli_plan_refusal_is_one_error_line_exit_1(run_cli, make_host):
     assert len(errors) == 1 and errors[0].startswith("Error: hugepages: the plan reserves 8GiB")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["host", "plan", "nosuch"], "unknown scenario 'nosuch'"),
-    (["host", "plan", "tdesk", "--vm", "ghost"], "VM 'ghost' is not in the store"),
-    (["host", "plan", "tdesk", "--set", "host.swapiness=3"], "host.swappiness"),
-    (["host", "plan", "tdesk", "--set", "nokeyvalue"], "is not KEY=VALUE"),
+@pytest.mark.parametrize("args, message, code", [
+    (["host", "plan", "nosuch"], "unknown scenario 'nosuch'", 1),
+    (["host", "plan", "tdesk", "--vm", "ghost"], "VM 'ghost' is not in the store", 1),
+    (["host", "plan", "tdesk", "--set", "host.swapiness=3"], "host.swappiness", 1),
+    (["host", "plan", "tdesk", "--set", "nokeyvalue"], "is not KEY=VALUE", 2),  # a usage error, as in create
 ])
-def test_cli_plan_bad_input_one_line(run_cli, make_host, tmp_path, args, message):
+def test_cli_plan_bad_input_one_line(run_cli, make_host, tmp_path, args, message, code):
     host = make_host(fakehost.amd_sev())
     result = run_cli(["--host-root", str(host.root), *args, *(["--output", str(tmp_path)] if "--vm" in args else [])])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
 

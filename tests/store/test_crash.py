@@ -235,6 +235,13 @@ class Outcome:
     seconds: float
 
 
+def _deliverable_sigint() -> None:
+    """A suite started as a background job (``cmd &`` in a script) inherits SIGINT ignored, and
+    Python leaves an inherited SIG_IGN alone: the child must get the default to see Ctrl-C."""
+    import signal as signals
+    signals.signal(signals.SIGINT, signals.SIG_DFL)
+
+
 def kill_and_retry(scenario: Scenario, store: Path, point: tuple[str, int], signal: str = "KILL") -> Outcome:
     started = time.monotonic()
     old = signature(store / VM) if scenario.base else None
@@ -242,7 +249,8 @@ def kill_and_retry(scenario: Scenario, store: Path, point: tuple[str, int], sign
     name, n = point
     argv = [STRACE, "-o", "/dev/null", "-e", f"trace={name}", "-e", f"inject={name}:signal={signal}:when={n}", CLI,
             *scenario.args, "--output", str(store), *extra(scenario, store)]
-    result = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300)
+    result = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300,
+                            preexec_fn=_deliverable_sigint if signal == "INT" else None)  # noqa: PLW1509
     killed = result.returncode in (-9, 137) if signal == "KILL" else result.returncode == 130
     where = f"{scenario.name}: {signal} at {name} #{n}"
     if signal == "INT":
