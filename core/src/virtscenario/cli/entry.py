@@ -8,7 +8,9 @@ work is done (Python would print "Exception ignored in threading").
 
 from __future__ import annotations
 
-import signal
+# The C module that signal.py wraps: already loaded at start-up, while signal.py builds its
+# enums on import (~0.4 ms of every run).
+import _signal as signal
 import sys
 from typing import NoReturn
 
