@@ -214,7 +214,8 @@ def test_register_commands_failure_leaves_help_and_host_commands(plugins_dir: Pa
     assert checked.returncode == 1  # FAILs: the crashing checks below, and a fake host without /dev/kvm
     assert "Traceback" not in checked.stderr
     strict = run("--help", directory=plugins_dir, VIRTSCENARIO_STRICT_PLUGINS="1")
-    assert strict.returncode == 1 and "failed in register_commands" in strict.stderr
+    # Registration runs before commands are listed: the first failure in that order is fatal.
+    assert strict.returncode == 1 and "failed in register_settings" in strict.stderr
 
 
 PARTIAL_COMMANDS = {
@@ -261,6 +262,33 @@ def register_commands(cli):
         click.echo("z sub ran")
 ''',
 }
+
+
+def test_a_plugin_disabled_by_its_registration_adds_no_command(tmp_path: Path) -> None:
+    """Disabled for the run means all of it: a plugin whose register_scenarios fails has no command
+    in --help and none that runs (listing commands used to skip the registration hooks)."""
+    (tmp_path / "lab.py").write_text('''
+import click
+from virtscenario.api import hookimpl
+VIRTSCENARIO_API = (1, 3)
+
+@hookimpl
+def register_scenarios():
+    raise RuntimeError("no scenario today")
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("lab-clean")
+    def lab_clean():
+        click.echo("lab ran")
+''')
+    helped = run("--help", directory=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert "lab-clean" not in helped.stdout and "create" in helped.stdout
+    [line] = warnings_about(helped.stderr, "lab")
+    assert "failed in register_scenarios (RuntimeError: no scenario today)" in line
+    ran = run("lab-clean", directory=tmp_path)
+    assert ran.returncode == 2 and "lab ran" not in ran.stdout and "No such command 'lab-clean'" in ran.stderr
 
 
 def test_a_failing_register_commands_leaves_none_of_its_commands(tmp_path: Path) -> None:

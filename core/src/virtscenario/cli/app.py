@@ -66,7 +66,11 @@ def load_plugin_commands(root: click.Group) -> None:
         for name in BUILTIN_COMMANDS:  # so a plugin can extend a built-in group (host plan, ...)
             root.builtin(name)
     from ..plugin.hooks import Catalog
-    Catalog().register_commands(root, lambda: _command_tree_undo(root))
+    catalog = Catalog()
+    # Registration first: a plugin a failing register_scenarios/register_settings disables for
+    # the run is disabled "with everything it contributed", its commands included.
+    catalog.scenarios  # noqa: B018 - runs (and caches) the registration hooks
+    catalog.register_commands(root, lambda: _command_tree_undo(root))
     for command in root.commands.values():
         examples_last(command)
 
