@@ -78,7 +78,7 @@ frozen_record = record
 
 
 class _Spec:
-    """What ``Record.__init__`` needs of a class, computed once and cached on it."""
+    """What ``Record.__init__`` needs of a class, computed on its first instance (see ``_SPECS``)."""
 
     __slots__ = ("names", "nameset", "defaults", "factories", "post")
 
@@ -114,8 +114,8 @@ class Record:
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Dict operations instead of a per-field loop: records are most of what building
-        # a VM allocates (~70 per VM), and this is ~3x faster than setting fields one by one.
+        # Dict operations instead of a per-field loop: records are most of what building a
+        # VM allocates (~70 per VM); this took ~40 % off __init__'s own time in the profile.
         spec = _SPECS.get(type(self)) or _spec(type(self))
         names = spec.names
         values = dict(spec.defaults)

@@ -11,6 +11,7 @@ and ``--version`` never load it.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -88,7 +89,6 @@ class Progress:
         self.stream.flush()
 
     def _columns(self) -> int:
-        import os
         try:
             return os.get_terminal_size(self.stream.fileno()).columns or 80
         except (OSError, ValueError, AttributeError):
